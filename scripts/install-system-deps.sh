@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the project uses: e2fsprogs (mkfs.ext4 -d, debugfs: images and the
+# test oracle), fuse2fs (a benchmark contender), dmsetup (an error target for fault tests),
+# util-linux (losetup). Installs only what is missing; needs root (or sudo).
+set -euo pipefail
+need=()
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v debugfs   >/dev/null || need+=(e2fsprogs)
+command -v fuse2fs   >/dev/null || need+=(fuse2fs)
+command -v dmsetup   >/dev/null || need+=(dmsetup)
+command -v losetup   >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

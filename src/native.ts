@@ -1,0 +1,28 @@
+// Loads the C++ addon built by node-gyp at install time (build/Release/starnix_native.node).
+// Every TypeScript module that needs the kernel goes through this one object.
+import * as path from 'path';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type NativeAddon = any;
+
+function load(): NativeAddon {
+  // Works both from src/ (ts-jest) and from dist/src/ (compiled).
+  const candidates = [
+    path.join(__dirname, '..', 'build', 'Release', 'starnix_native.node'),
+    path.join(__dirname, '..', '..', 'build', 'Release', 'starnix_native.node'),
+  ];
+  let lastError: unknown;
+  for (const file of candidates) {
+    try {
+      return require(file);
+    } catch (e) {
+      lastError = e;
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    }
+  }
+  throw new Error(
+    `starnix-pager: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${String(lastError)}`,
+  );
+}
+
+export const native: NativeAddon = load();
