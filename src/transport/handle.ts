@@ -1,0 +1,38 @@
+// A Handle owns one file descriptor: the Linux stand-in for a Zircon handle.
+// It closes its fd exactly once. Putting a handle into a message moves it (take()), after
+// which this object is invalid and the fd belongs to the kernel's in-flight message.
+import * as fs from 'fs';
+
+export class Handle {
+  private fdValue: number;
+
+  constructor(fd: number) {
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not a file descriptor: ${fd}`);
+    this.fdValue = fd;
+  }
+
+  /** The fd, while this handle still owns it. */
+  get fd(): number {
+    if (this.fdValue < 0) throw new Error('handle is closed or was moved');
+    return this.fdValue;
+  }
+
+  get valid(): boolean {
+    return this.fdValue >= 0;
+  }
+
+  /** Gives up ownership and returns the fd; the caller must close it (or send it). */
+  take(): number {
+    const fd = this.fd;
+    this.fdValue = -1;
+    return fd;
+  }
+
+  /** Closes the fd; a second call does nothing. */
+  close(): void {
+    if (this.fdValue < 0) return;
+    const fd = this.fdValue;
+    this.fdValue = -1;
+    fs.closeSync(fd);
+  }
+}
