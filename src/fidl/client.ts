@@ -223,11 +223,13 @@ export function unwrapReply(protocol: ProtocolDesc, method: MethodDesc, body: un
   if (!usesResultUnion(method)) return body;
   const reply = body as { tag: string; value: unknown };
   switch (reply.tag) {
-    case 'response':
-      return method.hasError ? { ok: true, value: reply.value } : reply.value;
+    case 'response': {
+      const value = method.emptySuccess ? undefined : reply.value;
+      return method.hasError ? { ok: true, value } : value;
+    }
     case 'err':
       return { ok: false, error: reply.value };
-    case 'framework_err':
+    case 'frameworkErr':
       throw new FidlFrameworkError(reply.value as number, `${protocol.name}.${method.name}`);
     default:
       throw new FidlProtocolError('bad_result', `result union of ${method.name} has member ${reply.tag}`);

@@ -19,6 +19,8 @@ export interface MethodDesc {
   readonly response: FidlType | null;
   /** The method declares `error`: clients see a Result, handlers return one. */
   readonly hasError: boolean;
+  /** The success payload is the empty struct of `-> ()`: clients get undefined, handlers return nothing. */
+  readonly emptySuccess?: boolean;
 }
 
 export type Openness = 'open' | 'ajar' | 'closed';
@@ -46,6 +48,9 @@ export function err<E>(error: E): { ok: false; error: E } {
   return { ok: false, error };
 }
 
+/** What a handler may return: the value or a promise of it. */
+export type Awaitable<T> = T | Promise<T>;
+
 /** What a generated union value looks like: the member name and its value. */
 export interface UnionValue<Tag extends string, V> {
   tag: Tag;
@@ -62,7 +67,7 @@ export interface UnknownUnionValue {
  * member used is 3 (framework_err) = UNKNOWN_METHOD. The other members do not matter for encoding.
  */
 export const unknownMethodReply: FidlType = union(
-  new UnionDecl('fidl/UnknownMethodResult', false, true, true, () => [{ ordinal: 3, name: 'framework_err', type: frameworkErr }]),
+  new UnionDecl('fidl/UnknownMethodResult', false, true, true, () => [{ ordinal: 3, name: 'frameworkErr', type: frameworkErr }]),
 );
 
 /** Walks a value and closes every handle in it: used when a message carrying them cannot be sent. */

@@ -154,7 +154,7 @@ export class ServerBinding {
         this.sendMessage(
           { txid: header.txid, ordinal: header.ordinal, flexible: true },
           unknownMethodReply,
-          { tag: 'framework_err', value: FRAMEWORK_ERR_UNKNOWN_METHOD },
+          { tag: 'frameworkErr', value: FRAMEWORK_ERR_UNKNOWN_METHOD },
           ordinal,
         );
         return;
@@ -184,10 +184,10 @@ export class ServerBinding {
           this.handlerFailed(method, new TypeError(`handler of ${method.name} must return { ok, value } or { ok: false, error }`));
           return;
         }
-        body = r.ok ? { tag: 'response', value: r.value } : { tag: 'err', value: r.error };
+        body = r.ok ? { tag: 'response', value: method.emptySuccess ? {} : r.value } : { tag: 'err', value: r.error };
       } else {
         // A flexible method without error: the reply payload (an empty struct for `-> ()`).
-        body = { tag: 'response', value: reply === undefined ? {} : reply };
+        body = { tag: 'response', value: method.emptySuccess || reply === undefined ? {} : reply };
       }
     }
     this.sendMessage({ txid, ordinal: method.ordinal, flexible: !method.strict }, method.response, body, method.name);
