@@ -7,6 +7,7 @@
         "native/channel.cc",
         "native/handle_info.cc",
         "native/memfd.cc",
+        "native/transport_service.cc",
         "native/pager.cc",
         "native/mapping.cc"
       ],

@@ -1,5 +1,544 @@
-// Placeholder until this part lands; replaced by its owner.
+// The Linux stand-in for a Zircon channel: one AF_UNIX SOCK_SEQPACKET socket, one FIDL message per
+// datagram, handles as fds in SCM_RIGHTS ancillary data.
+//
+// NativeChannel owns the socket fd. Readiness comes from libuv (a uv_poll_t on the loop of the JS
+// thread), so JavaScript never blocks on the socket:
+//   - readable: drain with recvmsg until EAGAIN (or a batch limit) and hand the whole batch to JS
+//     in one call, because the JS-call overhead dominates small messages;
+//   - writes: sendmsg directly; on EAGAIN the message is queued here (bytes copied, fds kept open)
+//     and sent when the socket becomes writable. The queue is capped so that a slow reader cannot
+//     make us grow without bound; past the cap Send() reports overflow and JS closes the channel.
+// While the poll is active the object holds a reference to itself (it cannot be collected while
+// the kernel may still call back into it); an unreferenced, inactive one closes its fd when collected.
+//
+// The JS callback is onEvent(kind, a, b):
+//   kind 0 (messages): a = flat array [Buffer, fds (number[] | undefined), Buffer, fds, ...]
+//   kind 1 (closed):   a = zx status (PEER_CLOSED, or INTERNAL/IO for a protocol/socket error),
+//                      b = detail text. The fd is already closed when JS hears of it.
+//   kind 2 (warning):  a = detail text for one log line; the channel stays open.
 #include "exports.h"
+#include "transport_common.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <vector>
+
 namespace starnix {
-void InitChannel(Napi::Env, Napi::Object) {}
+namespace transport {
+namespace {
+
+constexpr int kEventMessages = 0;
+constexpr int kEventClosed = 1;
+constexpr int kEventWarning = 2;
+
+// Send() results besides negative zx statuses.
+constexpr int kSendDone = 0;
+constexpr int kSendQueued = 1;
+constexpr int kSendQueueOverflow = 2;
+
+// One delivery to JS carries at most this much; the rest waits for the next (level-triggered) poll
+// so that one busy channel cannot starve the event loop.
+constexpr uint32_t kBatchMaxMessages = 256;
+constexpr size_t kBatchMaxBytes = 1 << 20;
+
+void CloseAll(const std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
+}
+
+// Maps a sendmsg errno to the zx status the caller sees.
+int SendErrnoToStatus(int err) {
+  switch (err) {
+    case EPIPE:
+    case ECONNRESET:
+    case ENOTCONN:
+    case ECONNREFUSED:
+      return ZX_ERR_PEER_CLOSED;
+    case EBADF:  // our socket is known open, so it is one of the fds being sent
+      return ZX_ERR_BAD_HANDLE;
+    case EMSGSIZE:
+      return ZX_ERR_OUT_OF_RANGE;
+    case ETOOMANYREFS:  // too many fds in flight for this user (RLIMIT_NOFILE)
+      return ZX_ERR_NO_RESOURCES;
+    case ENOBUFS:
+    case ENOMEM:
+      return ZX_ERR_NO_MEMORY;
+    default:
+      return ZX_ERR_INTERNAL;
+  }
+}
+
+// The receive buffer: one per thread (every channel of a loop drains on that loop's thread),
+// sized to the largest legal message, so that a larger datagram shows up as MSG_TRUNC.
+uint8_t* ReceiveBuffer() {
+  static thread_local std::unique_ptr<uint8_t[]> buffer(new uint8_t[kMaxMessageBytes]);
+  return buffer.get();
+}
+
+struct QueuedMessage {
+  std::vector<uint8_t> bytes;
+  std::vector<int> fds;  // owned until sent (then closed: the kernel holds its own references)
+};
+
+class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeChannel",
+                       {
+                           InstanceMethod("start", &NativeChannel::Start),
+                           InstanceMethod("send", &NativeChannel::Send),
+                           InstanceMethod("close", &NativeChannel::Close),
+                           InstanceMethod("release", &NativeChannel::Release),
+                           InstanceMethod("ref", &NativeChannel::RefLoop),
+                           InstanceMethod("unref", &NativeChannel::UnrefLoop),
+                           InstanceMethod("queuedBytes", &NativeChannel::QueuedBytes),
+                           InstanceMethod("lastErrno", &NativeChannel::LastErrno),
+                       });
+  }
+
+  // new NativeChannel(fd, onEvent, maxQueuedBytes): takes ownership of fd, which must be a
+  // SOCK_SEQPACKET socket (checked here: anything else is a wrong-type error, and fd stays the caller's).
+  explicit NativeChannel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeChannel>(info) {
+    Napi::Env env = info.Env();
+    int fd = FdArg(info, 0);
+    if (fd < 0) return;
+    if (info.Length() < 3 || !info[1].IsFunction() || !info[2].IsNumber()) {
+      ThrowType(env, "NativeChannel(fd, onEvent, maxQueuedBytes)");
+      return;
+    }
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+      ThrowErrno(env, "getsockopt", errno, "SO_TYPE, fd " + std::to_string(fd));
+      return;
+    }
+    if (type != SOCK_SEQPACKET) {
+      Napi::Error e = Napi::Error::New(env, "fd " + std::to_string(fd) + " is a socket of type " +
+                                                std::to_string(type) + ", not SOCK_SEQPACKET");
+      e.Set("code", Napi::String::New(env, "EWRONGTYPE"));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    int err = MakeCloexecNonblocking(fd);
+    if (err != 0) {
+      ThrowErrno(env, "fcntl", err, "fd " + std::to_string(fd));
+      return;
+    }
+    fd_ = fd;
+    on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
+    max_queued_bytes_ = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    async_context_ = std::make_unique<Napi::AsyncContext>(env, "StarnixChannel", info.This().As<Napi::Object>());
+  }
+
+  ~NativeChannel() override { CloseNative(); }
+
+ private:
+  // start(): begins delivering messages (and peer-closed) to onEvent.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    if (fd_ < 0 || started_) return info.Env().Undefined();
+    started_ = true;
+    int err = UpdatePoll();
+    if (err != 0) ThrowErrno(info.Env(), "uv_poll_start", err);
+    return info.Env().Undefined();
+  }
+
+  // send(bytes: Uint8Array, fds: number[] | undefined): number — kSendDone, kSendQueued,
+  // kSendQueueOverflow, or a negative zx status. The fds are always consumed (sent, queued or closed).
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<int> fds;
+    if (info.Length() > 1 && info[1].IsArray()) {
+      Napi::Array array = info[1].As<Napi::Array>();
+      fds.reserve(array.Length());
+      for (uint32_t i = 0; i < array.Length(); i++) {
+        Napi::Value v = array.Get(i);
+        if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) {
+          CloseAll(fds);
+          return Napi::Number::New(env, ZX_ERR_BAD_HANDLE);
+        }
+        fds.push_back(v.As<Napi::Number>().Int32Value());
+      }
+    }
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+      CloseAll(fds);
+      ThrowType(env, "send(bytes: Uint8Array, fds: number[])");
+      return env.Undefined();
+    }
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    const uint8_t* data = bytes.Data();
+    size_t size = bytes.ByteLength();
+    if (fd_ < 0) {
+      CloseAll(fds);
+      return Napi::Number::New(env, ZX_ERR_BAD_STATE);
+    }
+    if (size > kMaxMessageBytes || fds.size() > kMaxMessageHandles) {
+      CloseAll(fds);
+      return Napi::Number::New(env, ZX_ERR_OUT_OF_RANGE);
+    }
+    if (queue_.empty()) {
+      int err = SendNow(data, size, fds);
+      if (err == 0) {
+        CloseAll(fds);  // the message holds its own references now
+        return Napi::Number::New(env, kSendDone);
+      }
+      if (err != EAGAIN) {
+        last_errno_ = err;
+        CloseAll(fds);
+        return Napi::Number::New(env, SendErrnoToStatus(err));
+      }
+    }
+    // The socket is full (or earlier messages wait): keep order by queueing behind them.
+    if (queued_bytes_ + size > max_queued_bytes_) {
+      CloseAll(fds);
+      return Napi::Number::New(env, kSendQueueOverflow);
+    }
+    QueuedMessage message;
+    message.bytes.assign(data, data + size);
+    message.fds = std::move(fds);
+    queued_bytes_ += size;
+    queue_.push_back(std::move(message));
+    int err = UpdatePoll();
+    if (err != 0) {
+      // Without a writable poll the queue would never drain: fail this send loudly.
+      QueuedMessage& last = queue_.back();
+      CloseAll(last.fds);
+      queued_bytes_ -= last.bytes.size();
+      queue_.pop_back();
+      ThrowErrno(env, "uv_poll_start", err);
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, kSendQueued);
+  }
+
+  // close(): stops polling, closes the socket and every fd still queued. Idempotent; no callback.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseNative();
+    return info.Env().Undefined();
+  }
+
+  // release(): gives up the socket fd (returned) without closing it, for moving the channel
+  // into a message. Returns -1 if messages are still queued (they would be lost).
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    if (fd_ < 0 || !queue_.empty()) return Napi::Number::New(info.Env(), -1);
+    int fd = fd_;
+    StopPoll();
+    fd_ = -1;
+    return Napi::Number::New(info.Env(), fd);
+  }
+
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    loop_ref_ = true;
+    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    loop_ref_ = false;
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value QueuedBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(queued_bytes_));
+  }
+
+  Napi::Value LastErrno(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), last_errno_);
+  }
+
+  // One sendmsg. Returns 0 when sent, else the errno (EAGAIN when the socket is full).
+  int SendNow(const uint8_t* data, size_t size, const std::vector<int>& fds) {
+    struct iovec iov;
+    iov.iov_base = const_cast<uint8_t*>(data);
+    iov.iov_len = size;
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxMessageHandles)];
+    if (!fds.empty()) {
+      size_t payload = sizeof(int) * fds.size();
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(payload);
+      memset(control, 0, msg.msg_controllen);
+      struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(payload);
+      memcpy(CMSG_DATA(cmsg), fds.data(), payload);
+    }
+    for (;;) {
+      ssize_t n = sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) return 0;  // SEQPACKET: all or nothing
+      if (errno == EINTR) continue;
+      return errno == EWOULDBLOCK ? EAGAIN : errno;
+    }
+  }
+
+  // Creates the poll handle on first use. Returns 0 or a libuv error.
+  int EnsurePoll() {
+    if (poll_ != nullptr) return 0;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(Env(), &loop) != napi_ok || loop == nullptr) return UV_EINVAL;
+    poll_ = new uv_poll_t;
+    int err = uv_poll_init(loop, poll_, fd_);
+    if (err != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return err;
+    }
+    poll_->data = this;
+    if (!loop_ref_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return 0;
+  }
+
+  // Polls for what is wanted now: readable once started, writable while messages are queued.
+  // Returns 0, or a positive errno for ThrowErrno.
+  int UpdatePoll() {
+    if (fd_ < 0) return 0;
+    int events = (started_ ? (UV_READABLE | UV_DISCONNECT) : 0) | (queue_.empty() ? 0 : UV_WRITABLE);
+    if (events == poll_events_) return 0;
+    if (events == 0) {
+      StopPoll();
+      return 0;
+    }
+    int err = EnsurePoll();
+    if (err == 0) err = uv_poll_start(poll_, events, &NativeChannel::OnPoll);
+    if (err != 0) return -err;
+    poll_events_ = events;
+    if (!self_ref_) {
+      Ref();  // the kernel may call back: stay alive until the poll stops
+      self_ref_ = true;
+    }
+    return 0;
+  }
+
+  void StopPoll() {
+    if (poll_ != nullptr && poll_events_ != 0) uv_poll_stop(poll_);
+    poll_events_ = 0;
+    DropSelfRef();
+  }
+
+  void DropSelfRef() {
+    if (self_ref_) {
+      self_ref_ = false;
+      Unref();
+    }
+  }
+
+  void CloseNative() {
+    if (poll_ != nullptr) {
+      // uv_close stops and unregisters the fd at once; only the free waits for the loop.
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    poll_events_ = 0;
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    for (QueuedMessage& m : queue_) CloseAll(m.fds);
+    queue_.clear();
+    queued_bytes_ = 0;
+    DropSelfRef();
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    NativeChannel* self = static_cast<NativeChannel*>(handle->data);
+    // Keep the wrapper alive across the callbacks below even if JS closes it meanwhile.
+    Napi::HandleScope scope(self->Env());
+    Napi::Object keep = self->Value();
+    (void)keep;
+    if (status < 0) {
+      // POLLERR (e.g. ECONNRESET: the peer closed with our messages unread). libuv has stopped the
+      // watcher; read what the peer sent before it went away, then close.
+      self->poll_events_ = 0;
+      if (self->started_) self->DrainReadable(/*closing=*/true);
+      if (self->fd_ >= 0) self->CloseAndReport(ZX_ERR_PEER_CLOSED, "socket error: peer closed");
+      return;
+    }
+    if ((events & UV_WRITABLE) && self->fd_ >= 0) self->Flush();
+    if ((events & (UV_READABLE | UV_DISCONNECT)) && self->fd_ >= 0 && self->started_) self->DrainReadable(false);
+  }
+
+  // Sends queued messages until the socket is full again.
+  void Flush() {
+    while (!queue_.empty()) {
+      QueuedMessage& m = queue_.front();
+      int err = SendNow(m.bytes.data(), m.bytes.size(), m.fds);
+      if (err == EAGAIN) return;
+      size_t lost = queue_.size();
+      if (err != 0) {
+        // The peer is gone (or the socket broke): queued messages cannot be delivered. The read
+        // side reports the close once it has delivered what the peer sent before closing.
+        for (QueuedMessage& q : queue_) CloseAll(q.fds);
+        queue_.clear();
+        queued_bytes_ = 0;
+        int status = SendErrnoToStatus(err);
+        Warn("dropped " + std::to_string(lost) + " queued message(s): sendmsg: " + strerror(err));
+        if (fd_ < 0) return;  // JS closed it while hearing the warning
+        if (status != ZX_ERR_PEER_CLOSED) {
+          CloseAndReport(status, std::string("sendmsg failed: ") + strerror(err));
+          return;
+        }
+        break;
+      }
+      CloseAll(m.fds);
+      queued_bytes_ -= m.bytes.size();
+      queue_.pop_front();
+    }
+    int err = UpdatePoll();
+    if (err != 0) CloseAndReport(ZX_ERR_INTERNAL, std::string("uv_poll_start: ") + strerror(err));
+  }
+
+  // Reads datagrams until EAGAIN, end of stream or the batch limit; delivers them in one JS call.
+  void DrainReadable(bool closing) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Array batch = Napi::Array::New(env);
+    uint32_t count = 0;
+    size_t batch_bytes = 0;
+    int close_status = 0;
+    std::string close_detail;
+    uint8_t* buffer = ReceiveBuffer();
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxMessageHandles)];
+
+    while (count < kBatchMaxMessages && batch_bytes < kBatchMaxBytes) {
+      struct iovec iov;
+      iov.iov_base = buffer;
+      iov.iov_len = kMaxMessageBytes;
+      struct msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      ssize_t n = recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          if (closing) {
+            close_status = ZX_ERR_PEER_CLOSED;
+            close_detail = "peer closed (socket error)";
+          }
+          break;
+        }
+        if (errno == ECONNRESET) continue;  // reported once; queued datagrams may follow
+        close_status = ZX_ERR_IO;
+        close_detail = std::string("recvmsg failed: ") + strerror(errno);
+        break;
+      }
+      std::vector<int> fds;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+          size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+          const int* received = reinterpret_cast<const int*>(CMSG_DATA(c));
+          for (size_t i = 0; i < k; i++) fds.push_back(received[i]);
+        }
+      }
+      if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        // Larger than a channel message, or more than 64 handles: not a peer that speaks our
+        // protocol. Nothing of it may leak: close what arrived, and the channel.
+        CloseAll(fds);
+        close_status = ZX_ERR_IO;
+        close_detail = (msg.msg_flags & MSG_TRUNC)
+                           ? "protocol error: message over " + std::to_string(kMaxMessageBytes) + " bytes"
+                           : "protocol error: message with over " + std::to_string(kMaxMessageHandles) + " handles";
+        break;
+      }
+      if (n == 0 && fds.empty()) {
+        // End of stream and an empty datagram look alike; the hang-up flag tells them apart.
+        // (An empty message sent right before the peer closed is indistinguishable and dropped.)
+        struct pollfd p = {fd_, POLLIN, 0};
+        if (poll(&p, 1, 0) >= 0 && (p.revents & (POLLHUP | POLLRDHUP))) {
+          close_status = ZX_ERR_PEER_CLOSED;
+          close_detail = "peer closed";
+          break;
+        }
+      }
+      batch.Set(count * 2, Napi::Buffer<uint8_t>::Copy(env, buffer, static_cast<size_t>(n)));
+      if (!fds.empty()) {
+        Napi::Array fd_array = Napi::Array::New(env, fds.size());
+        for (uint32_t i = 0; i < fds.size(); i++) fd_array.Set(i, Napi::Number::New(env, fds[i]));
+        batch.Set(count * 2 + 1, fd_array);
+      } else {
+        batch.Set(count * 2 + 1, env.Undefined());
+      }
+      count++;
+      batch_bytes += static_cast<size_t>(n);
+    }
+
+    if (close_status != 0) CloseNative();  // before JS hears of it: state is final
+    if (count > 0) {
+      Call(kEventMessages, batch, env.Undefined());
+    }
+    if (close_status != 0) {
+      Call(kEventClosed, Napi::Number::New(env, close_status), Napi::String::New(env, close_detail));
+    }
+  }
+
+  void CloseAndReport(int status, const std::string& detail) {
+    CloseNative();
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Call(kEventClosed, Napi::Number::New(env, status), Napi::String::New(env, detail));
+  }
+
+  void Warn(const std::string& detail) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Call(kEventWarning, Napi::String::New(env, detail), env.Undefined());
+  }
+
+  // Calls onEvent as a fresh macrotask (MakeCallback runs microtasks and nextTicks afterwards).
+  // A throwing listener is an uncaught exception, as with any EventEmitter fed by the loop.
+  void Call(int kind, Napi::Value a, Napi::Value b) {
+    if (on_event_.IsEmpty()) return;
+    Napi::Env env = Env();
+    on_event_.MakeCallback(Value(), {Napi::Number::New(env, kind), a, b}, *async_context_);
+    if (env.IsExceptionPending()) {
+      Napi::Error error = env.GetAndClearPendingException();
+      napi_fatal_exception(env, error.Value());
+    }
+  }
+
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  int poll_events_ = 0;
+  bool started_ = false;
+  bool loop_ref_ = true;
+  bool self_ref_ = false;
+  int last_errno_ = 0;
+  size_t max_queued_bytes_ = 4 << 20;
+  std::deque<QueuedMessage> queue_;
+  size_t queued_bytes_ = 0;
+  Napi::FunctionReference on_event_;
+  std::unique_ptr<Napi::AsyncContext> async_context_;
+};
+
+// socketpair(): [fd, fd], both SOCK_SEQPACKET, close-on-exec and non-blocking.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+    ThrowErrno(env, "socketpair", errno);
+    return env.Undefined();
+  }
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Number::New(env, fds[0]));
+  result.Set(1u, Napi::Number::New(env, fds[1]));
+  return result;
+}
+
+}  // namespace
+}  // namespace transport
+
+void InitChannel(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeChannel", transport::NativeChannel::Define(env));
+  exports.Set("socketPair", Napi::Function::New(env, transport::SocketPair, "socketPair"));
+  transport::InitServiceSocket(env, exports);
+}
+
 }  // namespace starnix

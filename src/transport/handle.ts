@@ -28,6 +28,17 @@ export class Handle {
     return fd;
   }
 
+  /**
+   * A second handle to the same object (a new fd for the same open file description,
+   * close-on-exec): like zx_handle_duplicate with the same rights. This handle stays valid.
+   */
+  duplicate(): Handle {
+    // Loaded here, not at the top: handle.ts stays usable where the addon is not built.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { native } = require('../native') as typeof import('../native');
+    return new Handle(native.dupFd(this.fd) as number);
+  }
+
   /** Closes the fd; a second call does nothing. */
   close(): void {
     if (this.fdValue < 0) return;

@@ -1,0 +1,273 @@
+// A channel: the Linux stand-in for a Zircon channel, one AF_UNIX SOCK_SEQPACKET socket.
+// One message is one datagram; its handles travel as fds in SCM_RIGHTS, in order.
+//
+// The socket work happens in the native addon (native/channel.cc): it polls the fd with libuv,
+// drains every readable message in one go and hands the batch to onNativeEvent(); writes go
+// straight to sendmsg and are queued natively only when the socket is full.
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import { native } from '../native';
+import { logger } from '../log';
+import { Handle } from './handle';
+import {
+  MAX_MESSAGE_BYTES,
+  MAX_MESSAGE_HANDLES,
+  ZX_ERR_BAD_HANDLE,
+  ZX_ERR_BAD_STATE,
+  ZX_ERR_INTERNAL,
+  ZX_ERR_INVALID_ARGS,
+  ZX_ERR_NO_RESOURCES,
+  ZX_ERR_OUT_OF_RANGE,
+  ZX_ERR_PEER_CLOSED,
+  ZX_ERR_WRONG_TYPE,
+  statusName,
+} from './status';
+
+/** A channel operation failed; `status` is the zx status (negative, see spec/protocol.md). */
+export class ChannelError extends Error {
+  readonly status: number;
+
+  constructor(status: number, message: string) {
+    super(`${message} (ZX_ERR_${statusName(status)})`);
+    this.name = 'ChannelError';
+    this.status = status;
+  }
+}
+
+export interface ChannelOptions {
+  /** Used in every log line about the channel; default `ch<pid>.<n>`. */
+  name?: string;
+  /** Bytes that may wait in the write queue for a slow reader before the channel is closed. */
+  maxQueuedBytes?: number;
+}
+
+/** Default cap on the write queue: a slow reader cannot make us hold more than this. */
+export const DEFAULT_MAX_QUEUED_BYTES = 4 << 20;
+
+// native/channel.cc's event kinds and send() results.
+const EVENT_MESSAGES = 0;
+const EVENT_CLOSED = 1;
+const EVENT_WARNING = 2;
+const SEND_QUEUE_OVERFLOW = 2;
+
+let channelCount = 0;
+function defaultName(): string {
+  channelCount += 1;
+  return `ch${process.pid}.${channelCount}`;
+}
+
+interface NativeChannel {
+  start(): void;
+  send(bytes: Uint8Array, fds: number[] | undefined): number;
+  close(): void;
+  release(): number;
+  ref(): void;
+  unref(): void;
+  queuedBytes(): number;
+  lastErrno(): number;
+}
+
+/**
+ * Events: 'message' (bytes: Buffer, handles: Handle[]) — the listener owns the handles and must
+ * close the ones it does not keep; 'close' () — once, whether the peer closed, the socket failed,
+ * or close() was called. Messages that arrive while no 'message' listener is attached are dropped
+ * and their handles closed.
+ */
+export class Channel extends EventEmitter {
+  readonly name: string;
+  private readonly nativeChannel: NativeChannel;
+  private isClosed = false;
+  private whyClosed = 0;
+  private droppedWithoutListener = 0;
+
+  private constructor(fd: number, opts: ChannelOptions) {
+    super();
+    this.name = opts.name ?? defaultName();
+    const maxQueued = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.nativeChannel = new native.NativeChannel(fd, this.onNativeEvent.bind(this), maxQueued) as NativeChannel;
+  }
+
+  /** A connected pair (socketpair): what one end sends, the other receives. */
+  static pair(names?: [string, string]): [Channel, Channel] {
+    const [a, b] = native.socketPair() as [number, number];
+    const base = defaultName();
+    return [
+      new Channel(a, { name: names?.[0] ?? `${base}a` }),
+      new Channel(b, { name: names?.[1] ?? `${base}b` }),
+    ];
+  }
+
+  /** A connected pair as bare handles, e.g. a client_end to keep and a server_end to send. */
+  static pairHandles(): [Handle, Handle] {
+    const [a, b] = native.socketPair() as [number, number];
+    return [new Handle(a), new Handle(b)];
+  }
+
+  /**
+   * Takes ownership of h's fd, which must be a SOCK_SEQPACKET socket. On failure (WRONG_TYPE for
+   * another kind of fd, BAD_HANDLE for an invalid handle) the handle is closed all the same.
+   */
+  static fromHandle(h: Handle, opts: ChannelOptions = {}): Channel {
+    if (!(h instanceof Handle) || !h.valid) throw new ChannelError(ZX_ERR_BAD_HANDLE, 'fromHandle: handle is closed or was moved');
+    const fd = h.take();
+    try {
+      return new Channel(fd, opts);
+    } catch (e) {
+      closeFdQuietly(fd);
+      const err = e as NodeJS.ErrnoException;
+      const status = err.code === 'EWRONGTYPE' || err.code === 'ENOTSOCK' ? ZX_ERR_WRONG_TYPE : ZX_ERR_BAD_HANDLE;
+      throw new ChannelError(status, `fromHandle: fd ${fd} cannot be a channel: ${err.message}`);
+    }
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Bytes waiting in the write queue for the peer to read (0 when the socket keeps up). */
+  get queuedBytes(): number {
+    return this.isClosed ? 0 : this.nativeChannel.queuedBytes();
+  }
+
+  /** Begins delivering 'message' and 'close' events; attach listeners first. Idempotent. */
+  start(): void {
+    if (this.isClosed) return;
+    this.nativeChannel.start();
+  }
+
+  /**
+   * Sends one message and moves the handles: after the call they are invalid, whatever happened.
+   * Throws ChannelError: OUT_OF_RANGE (over 65536 bytes or 64 handles), BAD_HANDLE (a closed or
+   * repeated handle, or this channel is closed), PEER_CLOSED, NO_RESOURCES (the write queue overflowed:
+   * the channel is closed).
+   */
+  send(bytes: Uint8Array, handles: Handle[]): void {
+    const problem = this.checkSend(bytes, handles);
+    if (problem !== null) {
+      for (const h of handles) if (h instanceof Handle) h.close();
+      throw problem;
+    }
+    const fds = handles.length === 0 ? undefined : handles.map((h) => h.take());
+    const result = this.nativeChannel.send(bytes, fds);
+    if (result >= 0 && result !== SEND_QUEUE_OVERFLOW) return;
+    if (result === SEND_QUEUE_OVERFLOW) {
+      const queued = this.nativeChannel.queuedBytes();
+      logger.error(`channel ${this.name}: closing, the peer does not read: ${queued} bytes already queued, cap reached`, {
+        channel: this.name,
+      });
+      this.close();
+      throw new ChannelError(ZX_ERR_NO_RESOURCES, `channel ${this.name}: write queue over its cap (${queued} bytes queued)`);
+    }
+    if (result === ZX_ERR_PEER_CLOSED) throw new ChannelError(result, `channel ${this.name}: peer closed`);
+    const errno = this.nativeChannel.lastErrno();
+    if (result === ZX_ERR_INTERNAL) {
+      logger.error(`channel ${this.name}: sendmsg failed with errno ${errno}`, { channel: this.name });
+    }
+    throw new ChannelError(result, `channel ${this.name}: send failed (errno ${errno})`);
+  }
+
+  /** Closes the socket (the peer sees PEER_CLOSED) and emits 'close' on the next tick. Idempotent. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.nativeChannel.close();
+    logger.debug(`channel ${this.name}: closed`, { channel: this.name });
+    process.nextTick(() => this.emit('close'));
+  }
+
+  /**
+   * Moves the socket out as a Handle (to send this channel in a message). The channel is closed
+   * afterwards without a 'close' event. BAD_STATE while messages still wait in the write queue.
+   */
+  toHandle(): Handle {
+    if (this.isClosed) throw new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name} is closed`);
+    const fd = this.nativeChannel.release();
+    if (fd < 0) throw new ChannelError(ZX_ERR_BAD_STATE, `channel ${this.name}: messages still queued, cannot move it`);
+    this.isClosed = true;
+    return new Handle(fd);
+  }
+
+  /** Lets the process exit while this channel is open (like net.Socket.unref). */
+  unref(): this {
+    if (!this.isClosed) this.nativeChannel.unref();
+    return this;
+  }
+
+  ref(): this {
+    if (!this.isClosed) this.nativeChannel.ref();
+    return this;
+  }
+
+  private checkSend(bytes: Uint8Array, handles: Handle[]): ChannelError | null {
+    if (this.isClosed) {
+      return this.whyClosed === ZX_ERR_PEER_CLOSED
+        ? new ChannelError(ZX_ERR_PEER_CLOSED, `channel ${this.name}: peer closed`)
+        : new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name} is closed`);
+    }
+    if (!(bytes instanceof Uint8Array)) return new ChannelError(ZX_ERR_INVALID_ARGS, 'send: bytes must be a Uint8Array');
+    if (bytes.byteLength > MAX_MESSAGE_BYTES) {
+      return new ChannelError(ZX_ERR_OUT_OF_RANGE, `channel ${this.name}: message of ${bytes.byteLength} bytes, limit ${MAX_MESSAGE_BYTES}`);
+    }
+    if (handles.length > MAX_MESSAGE_HANDLES) {
+      return new ChannelError(ZX_ERR_OUT_OF_RANGE, `channel ${this.name}: message with ${handles.length} handles, limit ${MAX_MESSAGE_HANDLES}`);
+    }
+    const seen = new Set<Handle>();
+    for (let i = 0; i < handles.length; i++) {
+      const h = handles[i];
+      if (!(h instanceof Handle) || !h.valid || seen.has(h)) {
+        return new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name}: handle ${i} is closed, moved or repeated`);
+      }
+      seen.add(h);
+    }
+    return null;
+  }
+
+  private onNativeEvent(kind: number, a: unknown, b: unknown): void {
+    if (kind === EVENT_MESSAGES) {
+      this.deliver(a as Array<Buffer | number[] | undefined>);
+    } else if (kind === EVENT_CLOSED) {
+      if (this.isClosed) return;
+      this.isClosed = true;
+      this.whyClosed = a as number;
+      if (this.whyClosed === ZX_ERR_PEER_CLOSED) {
+        logger.debug(`channel ${this.name}: peer closed`, { channel: this.name });
+      } else {
+        logger.warn(`channel ${this.name}: closed: ${String(b)}`, { channel: this.name, status: statusName(this.whyClosed) });
+      }
+      this.emit('close');
+    } else if (kind === EVENT_WARNING) {
+      logger.warn(`channel ${this.name}: ${String(a)}`, { channel: this.name });
+    }
+  }
+
+  private deliver(batch: Array<Buffer | number[] | undefined>): void {
+    for (let i = 0; i < batch.length; i += 2) {
+      const bytes = batch[i] as Buffer;
+      const fds = batch[i + 1] as number[] | undefined;
+      // A listener may close the channel mid-batch: what follows is dropped, handles closed.
+      if (this.isClosed || this.listenerCount('message') === 0) {
+        if (fds) for (const fd of fds) closeFdQuietly(fd);
+        if (!this.isClosed) this.noteDropped(fds?.length ?? 0);
+        continue;
+      }
+      this.emit('message', bytes, fds ? fds.map((fd) => new Handle(fd)) : []);
+    }
+  }
+
+  private noteDropped(handleCount: number): void {
+    this.droppedWithoutListener += 1;
+    if (this.droppedWithoutListener === 1) {
+      logger.warn(`channel ${this.name}: message arrived with no 'message' listener; dropped, ${handleCount} handle(s) closed`, {
+        channel: this.name,
+      });
+    }
+  }
+}
+
+function closeFdQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Already closed: nothing leaks.
+  }
+}
