@@ -7,7 +7,7 @@ import { readBlockMap } from './blockmap';
 import { RawDirEntry, parseDirRecords } from './directory';
 import { Ext4Error, checkCorrupt } from './errors';
 import { BlockSource, FileExtent, clipExtents, mergeExtents, readExtentTree } from './extents';
-import { GroupTable } from './groups';
+import { GroupDescriptor, GroupTable } from './groups';
 import { FileType, I_BLOCK_SIZE, INODE_FLAGS, Inode, parseInode } from './inode';
 import { inlineXattrValue, readInlineData } from './inline';
 import { ImageReader } from './reader';
@@ -138,6 +138,15 @@ export class Ext4Image implements BlockSource {
     this.checkOpen();
     checkCorrupt(block < this.blocksCount, () => `${what}: block ${block} beyond the file system (${this.blocksCount} blocks)`);
     return this.reader.read(block * BigInt(this.blockSize), this.blockSize, what);
+  }
+
+  /** Descriptor of block group `group` (where its inode table is): for diagnostics and tests. */
+  groupDescriptor(group: number): GroupDescriptor {
+    this.checkOpen();
+    if (!Number.isInteger(group) || group < 0 || group >= this.superblock.groupCount) {
+      throw new Ext4Error('EINVAL', `group ${group} out of range (0..${this.superblock.groupCount - 1})`);
+    }
+    return this.groups.get(group);
   }
 
   /** Reads and parses inode `ino`. EINVAL for numbers outside 1..s_inodes_count. */

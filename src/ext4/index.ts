@@ -8,3 +8,5 @@ export { mergeExtents } from './extents';
 export type { FileType } from './inode';
 export type { Superblock } from './superblock';
 export { featureNames, INCOMPAT, COMPAT, RO_COMPAT } from './superblock';
+export type { GroupDescriptor } from './groups';
+export type { Inode } from './inode';

@@ -100,6 +100,17 @@ describe.each(CONFIGS)('$name', (config) => {
     expect(img.superblock.blockSize).toBe(config.image.blockSize);
   });
 
+  test('every group descriptor (incl. meta_bg placement) gives the inode table dumpe2fs reports', () => {
+    const dump = require('child_process').execFileSync('dumpe2fs', [imagePath], {
+      encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
+    }) as string;
+    const tables = [...dump.matchAll(/Inode table at (\d+)-/g)].map((m) => BigInt(m[1]));
+    expect(tables).toHaveLength(img.superblock.groupCount);
+    if (config.image.features?.includes('meta_bg')) expect(img.superblock.groupCount).toBeGreaterThan(2 * (img.blockSize / img.superblock.descSize));
+    tables.forEach((t, g) => expect([g, img.groupDescriptor(g).inodeTable]).toEqual([g, t]));
+  });
+
   test('walk lists exactly the source tree, with types', () => {
     // mkfs adds lost+found at the root; it is the only entry not from the source.
     expect(img.stat('lost+found').type).toBe('dir');
