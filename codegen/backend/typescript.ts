@@ -17,6 +17,8 @@ export interface GeneratedFile {
 export interface GenerateOptions {
   /** Module specifier of the FIDL runtime as seen from the output directory. */
   runtimeImport?: string;
+  /** Module specifier prefix of the other generated libraries (default './': same directory). */
+  libraryImportPrefix?: string;
 }
 
 type DeclKind = string;
@@ -131,7 +133,8 @@ class LibraryEmitter {
       case 'array':
         return `fidl.array(${this.typeExpr(t.element_type)}, ${t.element_count})`;
       case 'handle':
-        return `fidl.handle(${t.obj_type} /* ${t.subtype} */, ${hex(t.rights >>> 0)}${t.nullable ? ', true' : ''})`;
+        const rights = t.rights >>> 0 === 0x80000000 ? 'fidl.SAME_RIGHTS' : hex(t.rights >>> 0);
+        return `fidl.handle(${t.obj_type} /* ${t.subtype} */, ${rights}${t.nullable ? ', true' : ''})`;
       case 'endpoint':
         // A client or server end is a channel handle on the wire.
         return `fidl.handle(4 /* ${t.role}_end:${t.protocol} */, fidl.SAME_RIGHTS${t.nullable ? ', true' : ''})`;
@@ -257,11 +260,16 @@ class LibraryEmitter {
       for (const m of s.members) this.out.push(...docComment(m.maybe_attributes, '  '), `  ${camelCase(m.name)}: ${this.tsType(m.type)};`);
       this.out.push('}');
     }
-    this.out.push(`export const ${coding}: fidl.StructDecl = new fidl.StructDecl('${s.name}', ${shape.inline_size}, ${shape.alignment}, ${s.resource}, () => [`);
-    for (const m of s.members) {
-      this.out.push(`  { name: '${camelCase(m.name)}', offset: ${m.field_shape_v2.offset}, type: ${this.typeExpr(m.type)} },`);
+    const head = `export const ${coding}: fidl.StructDecl = new fidl.StructDecl('${s.name}', ${shape.inline_size}, ${shape.alignment}, ${s.resource}, () => [`;
+    if (s.members.length === 0) {
+      this.out.push(`${head}]);`, '');
+    } else {
+      this.out.push(head);
+      for (const m of s.members) {
+        this.out.push(`  { name: '${camelCase(m.name)}', offset: ${m.field_shape_v2.offset}, type: ${this.typeExpr(m.type)} },`);
+      }
+      this.out.push(']);', '');
     }
-    this.out.push(']);', '');
     this.registry.push([splitQualified(s.name)[1], `fidl.struct(${coding})`]);
   }
 
@@ -493,7 +501,7 @@ class LibraryEmitter {
       '// Do not edit: change the .fidl files and run `npm run codegen`.',
       '/* eslint-disable */',
       `import * as fidl from '${this.options.runtimeImport}';`,
-      ...[...this.usedLibraries].sort().map((lib) => `import * as ${libraryModuleName(lib)} from './${libraryModuleName(lib)}';`),
+      ...[...this.usedLibraries].sort().map((lib) => `import * as ${libraryModuleName(lib)} from '${this.options.libraryImportPrefix}${libraryModuleName(lib)}';`),
       '',
     ];
     return { path: `${libraryModuleName(r.name)}.ts`, content: [...header, ...this.out, ...tail].join('\n') };
@@ -507,6 +515,9 @@ function hex0(n: bigint): string {
 /** Generates one TypeScript module per library. */
 export function generateTypeScript(roots: IrRoot[], options: GenerateOptions = {}): GeneratedFile[] {
   const index = new DeclIndex(roots);
-  const opts: Required<GenerateOptions> = { runtimeImport: options.runtimeImport ?? '../fidl' };
+  const opts: Required<GenerateOptions> = {
+    runtimeImport: options.runtimeImport ?? '../fidl',
+    libraryImportPrefix: options.libraryImportPrefix ?? './',
+  };
   return roots.map((root) => new LibraryEmitter(root, index, opts).emit());
 }
