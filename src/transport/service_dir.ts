@@ -50,7 +50,7 @@ const ACCEPT_RETRY_MS = 100;
 
 function socketPathFor(svcDir: string, protocolName: string): string {
   if (protocolName === '' || protocolName === '.' || protocolName === '..' || protocolName.includes('/') || protocolName.includes('\0')) {
-    throw new ServiceDirError('EINVAL', path.join(svcDir, protocolName), `not a protocol name: ${JSON.stringify(protocolName)}`);
+    throw new ServiceDirError('EINVAL', path.join(svcDir, protocolName), `not a protocol name (a file name in ${svcDir}): ${JSON.stringify(protocolName)}`);
   }
   return path.join(svcDir, protocolName);
 }
