@@ -1,6 +1,7 @@
 // Ext4Image: a read-only view of an ext2/3/4 image for clients that read the metadata
 // themselves and ask the pager only for file contents (the Starnix runner's way). All
 // reads are positional (pread), so one image object may be shared without seek races.
+import { constants as bufferConstants } from 'buffer';
 import * as fs from 'fs';
 import { logger } from '../log';
 import { readBlockMap } from './blockmap';
@@ -269,7 +270,7 @@ export class Ext4Image implements BlockSource {
   /** The whole content of a file, directory or symlink, read from the image by extents. */
   readFile(ino: number): Buffer {
     const inode = this.readInode(ino);
-    if (inode.size > BigInt(Math.min(2 ** 32, Number.MAX_SAFE_INTEGER))) {
+    if (inode.size > BigInt(bufferConstants.MAX_LENGTH)) {
       throw new Ext4Error('EUNSUPPORTED', `inode ${ino}: ${inode.size} bytes is too large to read into memory; use read()`);
     }
     return this.read(ino, 0n, Number(inode.size));
@@ -282,6 +283,9 @@ export class Ext4Image implements BlockSource {
     if (pos < 0n || !Number.isInteger(length) || length < 0) {
       throw new Ext4Error('EINVAL', `bad read range ${position}+${length}`);
     }
+    if (inode.type !== 'file' && inode.type !== 'dir' && inode.type !== 'symlink') {
+      throw new Ext4Error('EINVAL', `inode ${ino} is a ${inode.type}: it has no data`);
+    }
     if (pos >= inode.size) return Buffer.alloc(0);
     const end = inode.size < pos + BigInt(length) ? inode.size : pos + BigInt(length);
     const out = Buffer.alloc(Number(end - pos)); // zero-filled: holes read as zeros
@@ -292,9 +296,6 @@ export class Ext4Image implements BlockSource {
     if (inode.type === 'symlink' && this.isFastSymlink(inode)) {
       inode.iBlock.copy(out, 0, Number(pos), Number(end));
       return out;
-    }
-    if (inode.type !== 'file' && inode.type !== 'dir' && inode.type !== 'symlink') {
-      throw new Ext4Error('EINVAL', `inode ${ino} is a ${inode.type}: it has no data`);
     }
     const bs = BigInt(this.blockSize);
     for (const e of this.extentsOf(inode)) {

@@ -28,7 +28,7 @@ const CONFIGS: Config[] = [
   { name: 'ext4 4k inline_data', image: { blockSize: 4096, features: 'inline_data' }, extents: true, inline: true },
 ];
 
-type SourceEntry = { type: 'file' | 'dir' | 'symlink'; sha?: string; size?: number; target?: string };
+type SourceEntry = { type: 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev'; sha?: string; size?: number; target?: string };
 
 /** The source folder as a map from relative path to what it is. */
 function scanSource(root: string): Map<string, SourceEntry> {
@@ -39,6 +39,8 @@ function scanSource(root: string): Map<string, SourceEntry> {
       const full = path.join(root, r);
       const st = fs.lstatSync(full);
       if (st.isSymbolicLink()) out.set(r, { type: 'symlink', target: fs.readlinkSync(full) });
+      else if (st.isFIFO()) out.set(r, { type: 'fifo' });
+      else if (st.isCharacterDevice()) out.set(r, { type: 'chardev' });
       else if (st.isDirectory()) {
         out.set(r, { type: 'dir' });
         visit(r);
@@ -50,6 +52,17 @@ function scanSource(root: string): Map<string, SourceEntry> {
   };
   visit('');
   return out;
+}
+
+function expectCode(f: () => unknown, code: string): void {
+  let caught: unknown;
+  try {
+    f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(Ext4Error);
+  expect((caught as Ext4Error).code).toBe(code);
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ext4-reader-'));
@@ -213,6 +226,16 @@ describe.each(CONFIGS)('$name', (config) => {
     expect(img.lookup('links/absolute', { followFinal: true })).toBe(img.lookup('nested/a/sibling.bin'));
     expect(img.lookup('/nested/a/b/../b/./c/deep.txt')).toBe(deep);
     expect(img.lookup('links/dir-link/../a/b/c/deep.txt')).toBe(deep);
+  });
+
+  test('special files: types from readdir and stat, no data', () => {
+    expect(fixture.specials.length).toBeGreaterThanOrEqual(1);
+    for (const sp of fixture.specials) {
+      const st = img.stat(sp.path);
+      expect([sp.path, st.type, st.extents, st.inlineData]).toEqual([sp.path, sp.type, undefined, undefined]);
+      expectCode(() => img.readFile(st.ino), 'EINVAL');
+      expectCode(() => img.fileExtents(st.ino), 'EINVAL');
+    }
   });
 
   test('lookup failures are typed', () => {

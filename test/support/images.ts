@@ -107,6 +107,8 @@ export interface FixtureTree {
   bigDir: string;
   /** Symlinks whose resolution loops (for ELOOP). */
   loopingSymlink: string;
+  /** Special files under special/: a fifo always, a char device when mknod is permitted (root). */
+  specials: { path: string; type: 'fifo' | 'chardev' }[];
 }
 
 /** Deterministic pseudo-random bytes (mulberry32), so fixtures are the same on every run. */
@@ -212,7 +214,20 @@ export function makeFixtureTree(dir: string): FixtureTree {
   symlink('links/loop-1', 'loop-2');
   symlink('links/loop-2', 'loop-1');
 
-  return { files, dirs, symlinks, manyExtentsFile, sparseFile, bigDir, loopingSymlink: 'links/loop-1' };
+  // Special files live in their own folder so that suites walking the other folders meet only
+  // files, folders and symlinks.
+  const specials: { path: string; type: 'fifo' | 'chardev' }[] = [];
+  mkdir('special');
+  execFileSync(findTool('mkfifo'), [path.join(dir, 'special/fifo')]);
+  specials.push({ path: 'special/fifo', type: 'fifo' });
+  try {
+    execFileSync(findTool('mknod'), [path.join(dir, 'special/null'), 'c', '1', '3'], { stdio: 'ignore' });
+    specials.push({ path: 'special/null', type: 'chardev' });
+  } catch {
+    /* not root: no device node */
+  }
+
+  return { files, dirs, symlinks, specials, manyExtentsFile, sparseFile, bigDir, loopingSymlink: 'links/loop-1' };
 }
 
 // ---------- debugfs ----------
