@@ -212,8 +212,8 @@ export interface IrEnum extends IrDeclCommon {
   type: IrIntegerSubtype;
   members: IrEnumMember[];
   strict: boolean;
-  /** Flexible enums only: the value the bindings use for unknown members. */
-  maybe_unknown_value?: number;
+  /** Flexible enums only: the value the bindings use for unknown members (bigint beyond 2^53). */
+  maybe_unknown_value?: number | bigint;
 }
 
 export interface IrStructMember extends IrDeclCommon {
@@ -393,11 +393,17 @@ export function irToJson(root: IrRoot): string {
 export function irFromJson(text: string): IrRoot {
   // Method ordinals are the only integers that can exceed 2^53; quote every `"ordinal": N`
   // with more than 15 digits before parsing, then turn method ordinals into bigint.
-  const quoted = text.replace(/("ordinal"\s*:\s*)(\d{16,})/g, '$1"$2"');
+  const quoted = text.replace(/("(?:ordinal|maybe_unknown_value)"\s*:\s*)(\d{16,})/g, '$1"$2"');
   const root = JSON.parse(quoted) as IrRoot;
   for (const protocol of root.protocol_declarations ?? []) {
     for (const method of protocol.methods) {
       method.ordinal = BigInt(method.ordinal as unknown as string | number);
+    }
+  }
+  for (const e of root.enum_declarations ?? []) {
+    if (typeof e.maybe_unknown_value === 'string') {
+      const v = BigInt(e.maybe_unknown_value);
+      e.maybe_unknown_value = v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
     }
   }
   return root;

@@ -1,5 +1,20 @@
 // Entry point of the FIDL front end: .fidl files in, one fidlc-schema IR per library out.
+import { readFileSync } from 'fs';
 import type { IrRoot } from '../ir';
+import type { FileAst } from './ast';
+import { checkIncludeCycles, checkProtocols, checkResourceness, findRecursive } from './checks';
+import { Emitter } from './emit';
+import { FidlCompileError } from './errors';
+import { Library } from './model';
+import { parseFile } from './parser';
+import { Resolver } from './resolver';
+import { ShapeCalculator } from './typeshape';
+
+/** A source given by content rather than by path (tests, tools). */
+export interface FidlSource {
+  filename: string;
+  text: string;
+}
 
 /**
  * Compile the given .fidl files. Files are grouped by their `library` declaration; the result
@@ -7,6 +22,74 @@ import type { IrRoot } from '../ir';
  * Throws FidlSyntaxError or FidlCompileError (codegen/frontend/errors.ts) on bad input.
  */
 export function compileLibraries(files: string[]): IrRoot[] {
-  // Implementation lands in the next commit; this placeholder only fixes the signature.
-  throw new Error(`compileLibraries: not implemented yet (called with ${files.length} files)`);
+  return compileSources(files.map((filename) => ({ filename, text: readFileSync(filename, 'utf8') })));
+}
+
+export function compileSources(sources: FidlSource[]): IrRoot[] {
+  const asts = sources.map((s) => parseFile(s.filename, s.text));
+  const libraries = orderLibraries(groupLibraries(asts));
+
+  const resolver = new Resolver();
+  for (const lib of libraries) {
+    resolver.collect(lib);
+    resolver.resolve(lib);
+    checkResourceness(lib);
+    checkIncludeCycles(lib);
+    checkProtocols(lib);
+  }
+  const emitter = new Emitter(resolver, new ShapeCalculator(findRecursive(libraries)));
+  return libraries.map((lib) => emitter.library(lib));
+}
+
+function groupLibraries(asts: FileAst[]): Map<string, Library> {
+  const libs = new Map<string, Library>();
+  for (const file of asts) {
+    const name = file.library.parts.join('.');
+    let lib = libs.get(name);
+    if (!lib) {
+      lib = { name, attrs: [], files: [], imports: new Map(), decls: new Map(), ordered: [], versioned: false };
+      libs.set(name, lib);
+    }
+    lib.files.push(file);
+    lib.attrs.push(...file.libraryAttrs);
+    if (file.libraryAttrs.some((a) => a.name === 'available')) lib.versioned = true;
+  }
+  for (const lib of libs.values()) {
+    for (const file of lib.files) {
+      for (const u of file.usings) {
+        const target = libs.get(u.name.parts.join('.'));
+        if (!target) {
+          throw new FidlCompileError('undefined-name', u.loc,
+            `library ${u.name.parts.join('.')} is not among the files given (needed by 'using' in ${lib.name})`);
+        }
+        if (target === lib) throw new FidlCompileError('bad-library', u.loc, `library ${lib.name} cannot use itself`);
+        const key = u.alias ?? target.name;
+        const prior = lib.imports.get(key);
+        if (prior && prior !== target) {
+          throw new FidlCompileError('duplicate-name', u.loc, `'${key}' already names library ${prior.name}`);
+        }
+        lib.imports.set(key, target);
+      }
+    }
+  }
+  return libs;
+}
+
+/** Dependencies first; a cycle of `using` is an error. Ties keep the order files were given in. */
+function orderLibraries(libs: Map<string, Library>): Library[] {
+  const order: Library[] = [];
+  const state = new Map<Library, 'visiting' | 'done'>();
+  const visit = (lib: Library, path: Library[]): void => {
+    if (state.get(lib) === 'done') return;
+    if (state.get(lib) === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(lib)), lib].map((l) => l.name).join(' -> ');
+      throw new FidlCompileError('include-cycle', lib.files[0].library.loc, `library dependency cycle: ${cycle}`);
+    }
+    state.set(lib, 'visiting');
+    for (const dep of new Set(lib.imports.values())) visit(dep, [...path, lib]);
+    state.set(lib, 'done');
+    order.push(lib);
+  };
+  for (const lib of libs.values()) visit(lib, []);
+  return order;
 }
