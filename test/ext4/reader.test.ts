@@ -1,11 +1,12 @@
 // The reader against real images made by mkfs from a fixture folder: the folder's files are
 // the oracle for bytes, listings and symlinks; debugfs is the oracle for extents.
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Ext4Error, Ext4Image, mergeExtents } from '../../src/ext4';
 import {
-  FixtureTree, MakeImageOptions, SLOW_SYMLINK_TARGET, debugfs, debugfsBlockRanges, debugfsExtents,
+  FixtureTree, MakeImageOptions, findTool, SLOW_SYMLINK_TARGET, debugfs, debugfsBlockRanges, debugfsExtents,
   makeFixtureTree, makeImage, mergeRanges, sha256,
 } from '../support/images';
 
@@ -101,9 +102,8 @@ describe.each(CONFIGS)('$name', (config) => {
   afterAll(() => img?.close());
 
   test('superblock agrees with dumpe2fs', () => {
-    const dump = require('child_process').execFileSync('dumpe2fs', ['-h', imagePath], {
+    const dump = execFileSync(findTool('dumpe2fs'), ['-h', imagePath], {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
     }) as string;
     const field = (name: string): string => new RegExp(`^${name}:\\s*(.+)$`, 'm').exec(dump)![1].trim();
     expect(img.blockSize).toBe(Number(field('Block size')));
@@ -114,9 +114,8 @@ describe.each(CONFIGS)('$name', (config) => {
   });
 
   test('every group descriptor (incl. meta_bg placement) gives the inode table dumpe2fs reports', () => {
-    const dump = require('child_process').execFileSync('dumpe2fs', [imagePath], {
+    const dump = execFileSync(findTool('dumpe2fs'), [imagePath], {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
     }) as string;
     const tables = [...dump.matchAll(/Inode table at (\d+)-/g)].map((m) => BigInt(m[1]));
     expect(tables).toHaveLength(img.superblock.groupCount);
