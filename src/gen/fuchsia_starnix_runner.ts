@@ -4,48 +4,28 @@
 /* eslint-disable */
 import * as fidl from '../fidl';
 
-export const PROXY_NAME_LEN = 1024;
-
-export const SuspendError = {
-  WAKE_LOCKS_EXIST: 1,
-  SUSPEND_FAILURE: 2,
-} as const;
-/** Flexible: values this side does not know are kept as they are. */
-export type SuspendError = number;
-export const SuspendErrorCoding = new fidl.EnumDecl('fuchsia.starnix.runner/SuspendError', 'uint32', false, SuspendError);
-
-export interface PagerExtent {
-  logicalStart: number;
-  logicalEnd: number;
-  physicalBlock: bigint;
-}
-export const PagerExtentCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/PagerExtent', 16, 8, false, () => [
-  { name: 'logicalStart', offset: 0, type: fidl.uint32 },
-  { name: 'logicalEnd', offset: 4, type: fidl.uint32 },
-  { name: 'physicalBlock', offset: 8, type: fidl.uint64 },
-]);
-
-export type ManagerRegisterWakeWatcherResponse = Record<string, never>;
-export const ManagerRegisterWakeWatcherResponseCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Response', 1, 1, false, () => []);
-
-export interface ManagerSuspendContainerRequest {
+export interface ManagerAddWakeSourceRequest {
   containerJob?: fidl.Handle;
-  wakeLocks?: fidl.Handle;
-  suspendDebounceDuration?: bigint;
+  name?: string;
+  handle?: fidl.Handle;
+  signals?: number;
 }
-export const ManagerSuspendContainerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerRequest', true, false, () => [
+export const ManagerAddWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerAddWakeSourceRequest', true, false, () => [
   { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'wakeLocks', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
-  { ordinal: 3, name: 'suspendDebounceDuration', type: fidl.int64 },
+  { ordinal: 2, name: 'name', type: fidl.string(1024) },
+  { ordinal: 3, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
+  { ordinal: 4, name: 'signals', type: fidl.uint32 },
 ]);
 
-export interface ManagerSuspendContainerResponse {
-  suspendTime?: bigint;
-  resumeReason?: string;
+export interface ManagerCreatePagerRequest {
+  backingVmo?: fidl.Handle;
+  blockSize?: bigint;
+  pager?: fidl.Handle;
 }
-export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerResponse', false, false, () => [
-  { ordinal: 1, name: 'suspendTime', type: fidl.int64 },
-  { ordinal: 2, name: 'resumeReason', type: fidl.string(1024) },
+export const ManagerCreatePagerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerCreatePagerRequest', true, false, () => [
+  { ordinal: 1, name: 'backingVmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'blockSize', type: fidl.uint64 },
+  { ordinal: 3, name: 'pager', type: fidl.handle(4 /* server_end:fuchsia.starnix.runner/Pager */, fidl.SAME_RIGHTS) },
 ]);
 
 export interface ManagerProxyWakeChannelRequest {
@@ -63,17 +43,11 @@ export const ManagerProxyWakeChannelRequestCoding: fidl.TableDecl = new fidl.Tab
   { ordinal: 5, name: 'counter', type: fidl.handle(34 /* counter */, fidl.SAME_RIGHTS) },
 ]);
 
-export interface ManagerAddWakeSourceRequest {
-  containerJob?: fidl.Handle;
-  name?: string;
-  handle?: fidl.Handle;
-  signals?: number;
+export interface ManagerRegisterWakeWatcherRequest {
+  watcher?: fidl.Handle;
 }
-export const ManagerAddWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerAddWakeSourceRequest', true, false, () => [
-  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'name', type: fidl.string(1024) },
-  { ordinal: 3, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
-  { ordinal: 4, name: 'signals', type: fidl.uint32 },
+export const ManagerRegisterWakeWatcherRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRegisterWakeWatcherRequest', true, false, () => [
+  { ordinal: 1, name: 'watcher', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
 ]);
 
 export interface ManagerRemoveWakeSourceRequest {
@@ -85,22 +59,74 @@ export const ManagerRemoveWakeSourceRequestCoding: fidl.TableDecl = new fidl.Tab
   { ordinal: 2, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
 ]);
 
-export interface ManagerRegisterWakeWatcherRequest {
-  watcher?: fidl.Handle;
+export interface ManagerSuspendContainerRequest {
+  containerJob?: fidl.Handle;
+  wakeLocks?: fidl.Handle;
+  suspendDebounceDuration?: bigint;
 }
-export const ManagerRegisterWakeWatcherRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRegisterWakeWatcherRequest', true, false, () => [
-  { ordinal: 1, name: 'watcher', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
+export const ManagerSuspendContainerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerRequest', true, false, () => [
+  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'wakeLocks', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
+  { ordinal: 3, name: 'suspendDebounceDuration', type: fidl.int64 },
 ]);
 
-export interface ManagerCreatePagerRequest {
-  backingVmo?: fidl.Handle;
-  blockSize?: bigint;
-  pager?: fidl.Handle;
+export type ManagerRegisterWakeWatcherResponse = Record<string, never>;
+export const ManagerRegisterWakeWatcherResponseCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Response', 1, 1, false, () => []);
+
+export type ManagerRegisterWakeWatcherResult =
+  | { tag: 'response'; value: ManagerRegisterWakeWatcherResponse }
+  | { tag: 'frameworkErr'; value: number };
+export const ManagerRegisterWakeWatcherResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Result', false, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.struct(ManagerRegisterWakeWatcherResponseCoding) },
+  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+]);
+
+export interface ManagerSuspendContainerResponse {
+  suspendTime?: bigint;
+  resumeReason?: string;
 }
-export const ManagerCreatePagerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerCreatePagerRequest', true, false, () => [
-  { ordinal: 1, name: 'backingVmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'blockSize', type: fidl.uint64 },
-  { ordinal: 3, name: 'pager', type: fidl.handle(4 /* server_end:fuchsia.starnix.runner/Pager */, fidl.SAME_RIGHTS) },
+export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerResponse', false, false, () => [
+  { ordinal: 1, name: 'suspendTime', type: fidl.int64 },
+  { ordinal: 2, name: 'resumeReason', type: fidl.string(1024) },
+]);
+
+/** Why a container could not be suspended. */
+export const SuspendError = {
+  /** Someone holds a wake lock, so the container must stay awake. */
+  WAKE_LOCKS_EXIST: 1,
+  /** The suspend itself failed. */
+  SUSPEND_FAILURE: 2,
+} as const;
+/** Flexible: values this side does not know are kept as they are. */
+export type SuspendError = number;
+export const SuspendErrorCoding = new fidl.EnumDecl('fuchsia.starnix.runner/SuspendError', 'uint32', false, SuspendError);
+
+export type ManagerSuspendContainerResult =
+  | { tag: 'response'; value: ManagerSuspendContainerResponse }
+  | { tag: 'err'; value: SuspendError }
+  | { tag: 'frameworkErr'; value: number };
+export const ManagerSuspendContainerResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Result', false, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.table(ManagerSuspendContainerResponseCoding) },
+  { ordinal: 2, name: 'err', type: fidl.enumType(SuspendErrorCoding) },
+  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+]);
+
+/** Longest name of a proxied wake channel or wake source, in bytes. */
+export const PROXY_NAME_LEN = 1024;
+
+/**
+ * A run of file blocks that are contiguous on disk: logical blocks
+ * [logical_start, logical_end) of the file live from `physical_block` on.
+ */
+export interface PagerExtent {
+  logicalStart: number;
+  logicalEnd: number;
+  physicalBlock: bigint;
+}
+export const PagerExtentCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/PagerExtent', 16, 8, false, () => [
+  { name: 'logicalStart', offset: 0, type: fidl.uint32 },
+  { name: 'logicalEnd', offset: 4, type: fidl.uint32 },
+  { name: 'physicalBlock', offset: 8, type: fidl.uint64 },
 ]);
 
 export interface PagerRegisterFileRequest {
@@ -121,24 +147,6 @@ export interface PagerRegisterFileResponse {
 }
 export const PagerRegisterFileResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/PagerRegisterFileResponse', true, false, () => [
   { ordinal: 1, name: 'vmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
-]);
-
-export type ManagerSuspendContainerResult =
-  | { tag: 'response'; value: ManagerSuspendContainerResponse }
-  | { tag: 'err'; value: SuspendError }
-  | { tag: 'frameworkErr'; value: number };
-export const ManagerSuspendContainerResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Result', false, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.table(ManagerSuspendContainerResponseCoding) },
-  { ordinal: 2, name: 'err', type: fidl.enumType(SuspendErrorCoding) },
-  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
-]);
-
-export type ManagerRegisterWakeWatcherResult =
-  | { tag: 'response'; value: ManagerRegisterWakeWatcherResponse }
-  | { tag: 'frameworkErr'; value: number };
-export const ManagerRegisterWakeWatcherResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Result', false, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.struct(ManagerRegisterWakeWatcherResponseCoding) },
-  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
 ]);
 
 export type PagerRegisterFileResult =
@@ -226,6 +234,10 @@ export const ManagerMethods = {
   },
 } as const satisfies Readonly<Record<string, fidl.MethodDesc>>;
 
+/**
+ * The starnix runner's control surface: suspend and wake handling for containers, and
+ * creation of pagers that serve file contents from a backing image.
+ */
 export const ManagerProtocol: fidl.ProtocolDesc = {
   name: 'fuchsia.starnix.runner/Manager',
   discoverableName: 'fuchsia.starnix.runner.Manager',
@@ -239,27 +251,41 @@ export class ManagerClient extends fidl.ClientBase {
     super(channel, ManagerProtocol, options);
   }
 
+  /**
+   * Suspends every process of `container_job` until one of the wake sources fires,
+   * unless wake locks are held. Replies once the container has resumed.
+   */
   suspendContainer(payload: ManagerSuspendContainerRequest): Promise<fidl.Result<ManagerSuspendContainerResponse, SuspendError>> {
     return this.call(ManagerMethods.SuspendContainer, payload) as Promise<fidl.Result<ManagerSuspendContainerResponse, SuspendError>>;
   }
 
+  /**
+   * Interposes the runner between a container channel and its remote end, so that
+   * messages arriving while suspended wake the container; `counter` counts them.
+   */
   proxyWakeChannel(payload: ManagerProxyWakeChannelRequest): void {
     this.oneWay(ManagerMethods.ProxyWakeChannel, payload);
   }
 
+  /** Makes `signals` on `handle` wake the container. */
   addWakeSource(payload: ManagerAddWakeSourceRequest): void {
     this.oneWay(ManagerMethods.AddWakeSource, payload);
   }
 
+  /** Undoes AddWakeSource for `handle`. */
   removeWakeSource(payload: ManagerRemoveWakeSourceRequest): void {
     this.oneWay(ManagerMethods.RemoveWakeSource, payload);
   }
 
+  /** Registers an event pair through which the runner reports suspend and resume. */
   registerWakeWatcher(payload: ManagerRegisterWakeWatcherRequest): Promise<void> {
     return this.call(ManagerMethods.RegisterWakeWatcher, payload) as Promise<void>;
   }
 
-  /** Starts a pager over `backing_vmo`. */
+  /**
+   * Starts a pager over `backing_vmo` (the disk image, in blocks of `block_size` bytes)
+   * and binds it to `pager`.
+   */
   createPager(payload: ManagerCreatePagerRequest): void {
     this.oneWay(ManagerMethods.CreatePager, payload);
   }
@@ -267,12 +293,26 @@ export class ManagerClient extends fidl.ClientBase {
 
 /** Implementation of fuchsia.starnix.runner/Manager: one function per method; two-way ones return the reply. */
 export interface ManagerHandler {
+  /**
+   * Suspends every process of `container_job` until one of the wake sources fires,
+   * unless wake locks are held. Replies once the container has resumed.
+   */
   suspendContainer(payload: ManagerSuspendContainerRequest): fidl.Awaitable<fidl.Result<ManagerSuspendContainerResponse, SuspendError>>;
+  /**
+   * Interposes the runner between a container channel and its remote end, so that
+   * messages arriving while suspended wake the container; `counter` counts them.
+   */
   proxyWakeChannel(payload: ManagerProxyWakeChannelRequest): fidl.Awaitable<void>;
+  /** Makes `signals` on `handle` wake the container. */
   addWakeSource(payload: ManagerAddWakeSourceRequest): fidl.Awaitable<void>;
+  /** Undoes AddWakeSource for `handle`. */
   removeWakeSource(payload: ManagerRemoveWakeSourceRequest): fidl.Awaitable<void>;
+  /** Registers an event pair through which the runner reports suspend and resume. */
   registerWakeWatcher(payload: ManagerRegisterWakeWatcherRequest): fidl.Awaitable<void>;
-  /** Starts a pager over `backing_vmo`. */
+  /**
+   * Starts a pager over `backing_vmo` (the disk image, in blocks of `block_size` bytes)
+   * and binds it to `pager`.
+   */
   createPager(payload: ManagerCreatePagerRequest): fidl.Awaitable<void>;
 }
 
@@ -305,6 +345,7 @@ export const PagerMethods = {
   },
 } as const satisfies Readonly<Record<string, fidl.MethodDesc>>;
 
+/** Serves the contents of files on demand from the backing image of its Manager.CreatePager call. */
 export const PagerProtocol: fidl.ProtocolDesc = {
   name: 'fuchsia.starnix.runner/Pager',
   discoverableName: null,
@@ -318,6 +359,10 @@ export class PagerClient extends fidl.ClientBase {
     super(channel, PagerProtocol, options);
   }
 
+  /**
+   * Registers a file and returns a VMO whose pages are filled from its extents when
+   * first touched. `extents` must be sorted by logical block.
+   */
   registerFile(payload: PagerRegisterFileRequest): Promise<fidl.Result<PagerRegisterFileResponse, number>> {
     return this.call(PagerMethods.RegisterFile, payload) as Promise<fidl.Result<PagerRegisterFileResponse, number>>;
   }
@@ -325,6 +370,10 @@ export class PagerClient extends fidl.ClientBase {
 
 /** Implementation of fuchsia.starnix.runner/Pager: one function per method; two-way ones return the reply. */
 export interface PagerHandler {
+  /**
+   * Registers a file and returns a VMO whose pages are filled from its extents when
+   * first touched. `extents` must be sorted by logical block.
+   */
   registerFile(payload: PagerRegisterFileRequest): fidl.Awaitable<fidl.Result<PagerRegisterFileResponse, number>>;
 }
 

@@ -4,9 +4,6 @@
 /* eslint-disable */
 import * as fidl from '../fidl';
 
-export type MapperAttachMappingResponse = Record<string, never>;
-export const MapperAttachMappingResponseCoding: fidl.StructDecl = new fidl.StructDecl('starnix.pager/Mapper_AttachMapping_Response', 1, 1, false, () => []);
-
 export interface MapperAttachMappingRequest {
   vmo?: fidl.Handle;
   uffd?: fidl.Handle;
@@ -21,6 +18,9 @@ export const MapperAttachMappingRequestCoding: fidl.TableDecl = new fidl.TableDe
   { ordinal: 4, name: 'length', type: fidl.uint64 },
   { ordinal: 5, name: 'offset', type: fidl.uint64 },
 ]);
+
+export type MapperAttachMappingResponse = Record<string, never>;
+export const MapperAttachMappingResponseCoding: fidl.StructDecl = new fidl.StructDecl('starnix.pager/Mapper_AttachMapping_Response', 1, 1, false, () => []);
 
 export type MapperAttachMappingResult =
   | { tag: 'response'; value: MapperAttachMappingResponse }
@@ -52,6 +52,7 @@ export const MapperMethods = {
   },
 } as const satisfies Readonly<Record<string, fidl.MethodDesc>>;
 
+/** Lets a process that mapped a file served by a Pager have its faults served. */
 export const MapperProtocol: fidl.ProtocolDesc = {
   name: 'starnix.pager/Mapper',
   discoverableName: 'starnix.pager.Mapper',
@@ -65,6 +66,10 @@ export class MapperClient extends fidl.ClientBase {
     super(channel, MapperProtocol, options);
   }
 
+  /**
+   * vmo: the handle the client mapped (identifies the file); uffd: the client's userfaultfd with that mapping
+   * registered (MISSING mode); address/length: the registered range; offset: file offset at `address`.
+   */
   attachMapping(payload: MapperAttachMappingRequest): Promise<fidl.Result<void, number>> {
     return this.call(MapperMethods.AttachMapping, payload) as Promise<fidl.Result<void, number>>;
   }
@@ -72,6 +77,10 @@ export class MapperClient extends fidl.ClientBase {
 
 /** Implementation of starnix.pager/Mapper: one function per method; two-way ones return the reply. */
 export interface MapperHandler {
+  /**
+   * vmo: the handle the client mapped (identifies the file); uffd: the client's userfaultfd with that mapping
+   * registered (MISSING mode); address/length: the registered range; offset: file offset at `address`.
+   */
   attachMapping(payload: MapperAttachMappingRequest): fidl.Awaitable<fidl.Result<void, number>>;
 }
 
