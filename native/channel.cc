@@ -225,8 +225,14 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   Napi::Value Release(const Napi::CallbackInfo& info) {
     if (fd_ < 0 || !queue_.empty()) return Napi::Number::New(info.Env(), -1);
     int fd = fd_;
-    StopPoll();
+    // Unregister the fd from the loop now: its next owner may poll the same fd number.
+    if (poll_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    poll_events_ = 0;
     fd_ = -1;
+    DropSelfRef();
     return Napi::Number::New(info.Env(), fd);
   }
 

@@ -211,6 +211,7 @@ export class Channel extends EventEmitter {
     if (handles.length > MAX_MESSAGE_HANDLES) {
       return new ChannelError(ZX_ERR_OUT_OF_RANGE, `channel ${this.name}: message with ${handles.length} handles, limit ${MAX_MESSAGE_HANDLES}`);
     }
+    if (handles.length === 0) return null;
     const seen = new Set<Handle>();
     for (let i = 0; i < handles.length; i++) {
       const h = handles[i];

@@ -1,4 +1,5 @@
 // Channel between two processes: real socketpairs, real fds in SCM_RIGHTS, a real child process.
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import { Channel, ChannelError } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
@@ -122,6 +123,14 @@ describe('Channel between two processes', () => {
     await thirdClosed;
   });
 
+  test('an unref()d channel does not keep its process alive; a ref()d open one does', async () => {
+    const peer = spawnPeer('unref');
+    peer.channel.start();
+    expect(await peer.exited).toBe(0); // exited while we still hold the other end open
+    expect(peer.output()).toContain('exiting with channel open: true');
+    peer.channel.close();
+  });
+
   test('fds that arrive while nobody listens are closed', async () => {
     const peer = spawnPeer('nolistener');
     peer.channel.start();
@@ -186,6 +195,36 @@ describe('Channel limits and errors', () => {
     fs.writeSync(raw.fd, Buffer.alloc(70000)); // write() on a SEQPACKET socket is one datagram
     await closed;
     raw.close();
+  });
+
+  test('a message with over 64 handles from a foreign peer: channel closed, no fd leaks', async () => {
+    // The foreign peer is Python (socket.send_fds), which has no 64-handle limit of its own.
+    try {
+      execFileSync('python3', ['-c', 'import socket; socket.send_fds']);
+    } catch {
+      console.warn('python3 with socket.send_fds not found: MSG_CTRUNC case not checked');
+      return;
+    }
+    const before = openFdCount();
+    const [mine, theirs] = Channel.pair();
+    mine.on('message', () => {
+      throw new Error('no message expected');
+    });
+    mine.start();
+    const closed = waitFor(mine, 'close');
+    const theirHandle = theirs.toHandle();
+    const script = [
+      'import os, socket',
+      's = socket.socket(fileno=3)',
+      "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(70)]",
+      "socket.send_fds(s, [b'seventy handles'], fds)",
+    ].join('\n');
+    const py = spawn('python3', ['-c', script], { stdio: ['ignore', 'inherit', 'inherit', theirHandle.fd] });
+    theirHandle.close();
+    const pyExit = new Promise((resolve) => py.on('exit', resolve));
+    await closed;
+    expect(await pyExit).toBe(0);
+    expect(openFdCount()).toBe(before); // the 64 that arrived were closed with the channel
   });
 
   test('a reader that never reads: the write queue is capped and the channel closed', () => {

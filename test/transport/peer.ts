@@ -6,6 +6,7 @@
 //               at offset 0, sends "seen:<memfd text>" through the channel end, and answers on the
 //               main channel with a JSON report of the handle kinds.
 //   nolistener  starts the channel with no 'message' listener (arriving handles must be closed).
+//   unref       starts the channel, unrefs it, and should exit at once with the channel still open.
 //   close-on-message  closes the channel when the first message arrives.
 //   connect SVC_DIR PROTOCOL  connects to a service and prints "connected" or "error CODE".
 // The process exits when its channel closes: a closed channel must not hold the event loop.
@@ -60,6 +61,12 @@ function main(): void {
       });
       break;
     case 'nolistener':
+      break;
+    case 'unref':
+      // Open and started, but unref'd: must not keep this process alive.
+      ch.on('message', () => undefined);
+      ch.unref();
+      process.on('exit', () => process.stdout.write(`exiting with channel open: ${!ch.closed}\n`));
       break;
     case 'close-on-message':
       ch.on('message', (_bytes: Buffer, handles: Handle[]) => {
