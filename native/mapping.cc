@@ -1,5 +1,435 @@
-// Placeholder until this part lands; replaced by its owner.
+// The client side: a file of the pager mapped into this process, its uffd, and safe reads.
+//
+//   new Mapping(fileFd, size) -> { address: bigint, length: bigint, userModeOnly: boolean, how: string }
+//   uffdForPager() -> fd (a dup; the mapping keeps its own)
+//   watchPager(socketFd)      (a dup is watched: hang-up => every missing page is poisoned)
+//   read(offset, length) -> Buffer ; readAsync(offset, length) -> Promise<Buffer> ; close()
+//
+// The mapping is MAP_PRIVATE and read-only: UFFDIO_REGISTER refuses a shared mapping of a
+// read-only description (no VM_MAYWRITE, EPERM). The pager puts pages into the memfd's page
+// cache and wakes us; the retried fault maps those shared pages (see pager_core.h).
+//
+// A poisoned page (the pager could not read it, or the pager is gone) raises SIGBUS. Reads copy
+// under a per-thread sigsetjmp guard limited to the copied range and report an error instead;
+// a SIGBUS at any other address goes to the handler that was there before.
+//
+// Order matters when tearing down: the range is unmapped before the uffd is closed. A missing
+// page touched after the last uffd reference is gone would be filled with zeros by the kernel,
+// in the page cache every process shares.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
 #include "exports.h"
+#include "uffd.h"
+
 namespace starnix {
-void InitMapping(Napi::Env, Napi::Object) {}
+namespace {
+
+// ---- SIGBUS guard -------------------------------------------------------------------------
+
+struct Guard {
+  sigjmp_buf jmp;
+  uintptr_t lo, hi;
+  volatile uintptr_t fault_addr;
+};
+
+thread_local Guard* volatile tls_guard = nullptr;
+struct sigaction g_previous_sigbus;
+std::once_flag g_install_once;
+int g_install_error = 0;
+
+void SigbusHandler(int sig, siginfo_t* info, void* context) {
+  Guard* guard = tls_guard;
+  uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  if (guard != nullptr && addr >= guard->lo && addr < guard->hi) {
+    guard->fault_addr = addr;
+    siglongjmp(guard->jmp, 1);
+  }
+  // Not one of our copies: behave as if we were not here.
+  const struct sigaction& prev = g_previous_sigbus;
+  if (prev.sa_flags & SA_SIGINFO) {
+    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(sig, info, context);
+    return;
+  }
+  if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
+    // A synchronous SIGBUS cannot be ignored usefully: die as the default action does.
+    signal(SIGBUS, SIG_DFL);
+    raise(SIGBUS);
+    return;
+  }
+  prev.sa_handler(sig);
+}
+
+bool InstallSigbusHandler() {
+  std::call_once(g_install_once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = SigbusHandler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &g_previous_sigbus) != 0) g_install_error = errno;
+  });
+  return g_install_error == 0;
+}
+
+// Copies len bytes; returns false and the faulting address if a page raised SIGBUS.
+bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_addr) {
+  Guard guard;
+  guard.lo = reinterpret_cast<uintptr_t>(src);
+  guard.hi = guard.lo + len;
+  guard.fault_addr = 0;
+  if (sigsetjmp(guard.jmp, 1) != 0) {
+    tls_guard = nullptr;
+    *fault_addr = guard.fault_addr;
+    return false;
+  }
+  tls_guard = &guard;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  memcpy(dst, src, len);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_guard = nullptr;
+  return true;
+}
+
+// ---- the mapping --------------------------------------------------------------------------
+
+// Shared by the JS object, async reads in flight and the watcher thread; the range is unmapped
+// when the last of them lets go.
+struct MappingState {
+  uint8_t* addr = nullptr;
+  uint64_t length = 0;
+  int uffd = -1;
+  int file_fd = -1;  // a dup of the caller's fd: to find the pages still missing (SEEK_HOLE)
+  std::atomic<bool> pager_gone{false};
+
+  ~MappingState() {
+    if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
+    if (uffd >= 0) close(uffd);
+    if (file_fd >= 0) close(file_fd);
+  }
+
+  // Poisons every page of the mapping that is not in the file's page cache and wakes its
+  // waiters: with the pager gone, nobody else would ever answer those faults.
+  void PoisonMissing() {
+    const uint64_t page = uffd::PageSize();
+    uint64_t pos = 0;
+    while (pos < length) {
+      off_t hole = lseek(file_fd, static_cast<off_t>(pos), SEEK_HOLE);
+      if (hole < 0 || static_cast<uint64_t>(hole) >= length) break;
+      uint64_t start = static_cast<uint64_t>(hole) / page * page;
+      off_t data = lseek(file_fd, static_cast<off_t>(start), SEEK_DATA);
+      uint64_t end = (data < 0 || static_cast<uint64_t>(data) > length) ? length : static_cast<uint64_t>(data);
+      if (end <= start) end = start + page;
+      uffd::Poison(uffd, reinterpret_cast<uint64_t>(addr) + start, end - start);
+      pos = end;
+    }
+  }
+};
+
+// Watches the socket to the pager; on hang-up fails the missing pages.
+struct Watcher {
+  std::shared_ptr<MappingState> state;
+  int sock = -1;
+  int wake = -1;  // eventfd: the mapping is closing
+  pthread_t thread;
+  bool started = false;
+
+  ~Watcher() {
+    if (started) {
+      uint64_t one = 1;
+      ssize_t ignored = write(wake, &one, sizeof one);
+      (void)ignored;
+      pthread_join(thread, nullptr);
+    }
+    if (sock >= 0) close(sock);
+    if (wake >= 0) close(wake);
+  }
+
+  static void* Main(void* arg) {
+    Watcher* w = static_cast<Watcher*>(arg);
+    pthread_setname_np(pthread_self(), "pager-watch");
+    struct pollfd fds[2] = {{w->sock, POLLRDHUP, 0}, {w->wake, POLLIN, 0}};
+    for (;;) {
+      int n = poll(fds, 2, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;  // cannot watch any more; nothing safe to do but stop watching
+      }
+      if (fds[1].revents) return nullptr;
+      if (fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+        w->state->pager_gone = true;
+        w->state->PoisonMissing();
+        return nullptr;
+      }
+    }
+    return nullptr;
+  }
+};
+
+void ThrowCode(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.ThrowAsJavaScriptException();
+}
+
+std::string ErrnoText(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
+
+bool U64Arg(Napi::Value v, uint64_t* out) {
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    *out = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    return lossless;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
+    *out = static_cast<uint64_t>(d);
+    return true;
+  }
+  return false;
+}
+
+// The error for a read that hit a poisoned page.
+std::pair<const char*, std::string> ReadFailure(const MappingState& s, uintptr_t fault_addr) {
+  uint64_t offset = fault_addr - reinterpret_cast<uintptr_t>(s.addr);
+  if (s.pager_gone) {
+    return {"EPIPE", "the pager is gone: the page at offset " + std::to_string(offset) + " was never paged in"};
+  }
+  return {"EIO", "I/O error: the pager could not read the page at offset " + std::to_string(offset)};
+}
+
+class ReadWorker : public Napi::AsyncWorker {
+ public:
+  ReadWorker(Napi::Env env, std::shared_ptr<MappingState> state, uint64_t offset, size_t length)
+      : Napi::AsyncWorker(env), state_(std::move(state)), offset_(offset), length_(length),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  ~ReadWorker() override { free(data_); }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    data_ = static_cast<uint8_t*>(malloc(length_ > 0 ? length_ : 1));
+    if (data_ == nullptr) {
+      failed_ = true;
+      code_ = "ENOMEM";
+      message_ = "out of memory";
+      return;
+    }
+    uintptr_t fault = 0;
+    if (!GuardedCopy(data_, state_->addr + offset_, length_, &fault)) {
+      auto f = ReadFailure(*state_, fault);
+      failed_ = true;
+      code_ = f.first;
+      message_ = f.second;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      Napi::Error error = Napi::Error::New(env, message_);
+      error.Set("code", Napi::String::New(env, code_));
+      deferred_.Reject(error.Value());
+      return;
+    }
+    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, data_, length_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  std::shared_ptr<MappingState> state_;
+  uint64_t offset_;
+  size_t length_;
+  Napi::Promise::Deferred deferred_;
+  uint8_t* data_ = nullptr;
+  bool failed_ = false;
+  const char* code_ = "";
+  std::string message_;
+};
+
+class MappingObject : public Napi::ObjectWrap<MappingObject> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Mapping",
+                       {InstanceMethod("uffdForPager", &MappingObject::UffdForPager),
+                        InstanceMethod("watchPager", &MappingObject::WatchPager),
+                        InstanceMethod("read", &MappingObject::Read),
+                        InstanceMethod("readAsync", &MappingObject::ReadAsync),
+                        InstanceMethod("close", &MappingObject::Close)});
+  }
+
+  explicit MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingObject>(info) {
+    Napi::Env env = info.Env();
+    uint64_t size;
+    if (info.Length() < 2 || !info[0].IsNumber() || !U64Arg(info[1], &size)) {
+      ThrowCode(env, "EINVAL", "Mapping(fileFd, size)");
+      return;
+    }
+    int file_fd = info[0].As<Napi::Number>().Int32Value();
+    const uint64_t page = uffd::PageSize();
+    if (size == 0 || size > (uint64_t{1} << 47)) {
+      ThrowCode(env, "EINVAL", "a mapping needs a size of 1 byte to 128 TiB (an empty file needs no mapping)");
+      return;
+    }
+    if (!InstallSigbusHandler()) {
+      ThrowCode(env, "EINVAL", ErrnoText("sigaction(SIGBUS)", g_install_error));
+      return;
+    }
+    auto state = std::make_shared<MappingState>();
+    state->length = (size + page - 1) / page * page;
+    state->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 3);
+    if (state->file_fd < 0) {
+      ThrowCode(env, "EBADF", ErrnoText("dup(fileFd)", errno));
+      return;
+    }
+    uffd::Created created = uffd::Create();
+    if (created.fd < 0) {
+      ThrowCode(env, "EPERM", ErrnoText("userfaultfd (syscall and /dev/userfaultfd)", created.err));
+      return;
+    }
+    state->uffd = created.fd;
+    uint64_t features = 0;
+    int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON, &features);
+    if (err != 0) {
+      ThrowCode(env, "ENOTSUP", ErrnoText("UFFDIO_API with UFFD_FEATURE_POISON (Linux 6.6+)", err));
+      return;
+    }
+    void* addr = mmap(nullptr, state->length, PROT_READ, MAP_PRIVATE, file_fd, 0);
+    if (addr == MAP_FAILED) {
+      ThrowCode(env, "ENOMEM", ErrnoText("mmap(file)", errno));
+      return;
+    }
+    state->addr = static_cast<uint8_t*>(addr);
+    err = uffd::RegisterMissing(state->uffd, reinterpret_cast<uint64_t>(addr), state->length);
+    if (err != 0) {
+      ThrowCode(env, "EPERM", ErrnoText("UFFDIO_REGISTER", err));
+      return;
+    }
+    state_ = state;
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
+    self.Set("length", Napi::BigInt::New(env, state->length));
+    self.Set("userModeOnly", Napi::Boolean::New(env, created.user_mode_only));
+    self.Set("how", Napi::String::New(env, created.how));
+  }
+
+  ~MappingObject() override { Release(); }
+
+ private:
+  void Release() {
+    watcher_.reset();  // joins the watcher thread
+    state_.reset();    // unmaps once no async read uses it
+  }
+
+  bool Live(Napi::Env env) {
+    if (state_) return true;
+    ThrowCode(env, "EBADF", "the mapping is closed");
+    return false;
+  }
+
+  // Validates (offset, length) against the mapping.
+  bool Range(const Napi::CallbackInfo& info, uint64_t* offset, size_t* length) {
+    uint64_t off, len;
+    if (info.Length() < 2 || !U64Arg(info[0], &off) || !U64Arg(info[1], &len) || len > (uint64_t{1} << 31) ||
+        off > state_->length || len > state_->length - off) {
+      ThrowCode(info.Env(), "ERANGE", "read outside the mapping");
+      return false;
+    }
+    *offset = off;
+    *length = static_cast<size_t>(len);
+    return true;
+  }
+
+  Napi::Value UffdForPager(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    int fd = fcntl(state_->uffd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) {
+      ThrowCode(env, "EMFILE", ErrnoText("dup(uffd)", errno));
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, fd);
+  }
+
+  Napi::Value WatchPager(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowCode(env, "EINVAL", "watchPager(socketFd)");
+      return env.Undefined();
+    }
+    if (watcher_) {
+      ThrowCode(env, "EBUSY", "the pager is already watched");
+      return env.Undefined();
+    }
+    auto w = std::make_unique<Watcher>();
+    w->state = state_;
+    w->sock = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+    w->wake = eventfd(0, EFD_CLOEXEC);
+    if (w->sock < 0 || w->wake < 0) {
+      ThrowCode(env, "EBADF", ErrnoText("dup(socket)/eventfd", errno));
+      return env.Undefined();
+    }
+    int rc = pthread_create(&w->thread, nullptr, &Watcher::Main, w.get());
+    if (rc != 0) {
+      ThrowCode(env, "EAGAIN", ErrnoText("pthread_create", rc));
+      return env.Undefined();
+    }
+    w->started = true;
+    watcher_ = std::move(w);
+    return env.Undefined();
+  }
+
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t offset;
+    size_t length;
+    if (!Range(info, &offset, &length)) return env.Undefined();
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, length);
+    uintptr_t fault = 0;
+    if (!GuardedCopy(out.Data(), state_->addr + offset, length, &fault)) {
+      auto f = ReadFailure(*state_, fault);
+      ThrowCode(env, f.first, f.second);
+      return env.Undefined();
+    }
+    return out;
+  }
+
+  Napi::Value ReadAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t offset;
+    size_t length;
+    if (!Range(info, &offset, &length)) return env.Undefined();
+    ReadWorker* worker = new ReadWorker(env, state_, offset, length);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<MappingState> state_;
+  std::unique_ptr<Watcher> watcher_;
+};
+
+}  // namespace
+
+void InitMapping(Napi::Env env, Napi::Object exports) { exports.Set("Mapping", MappingObject::Define(env)); }
+
 }  // namespace starnix

@@ -1,0 +1,885 @@
+// The pager core: registration, file lifetime, and the pager threads that serve page faults.
+// See pager_core.h for the design and why it differs from a literal translation of the seed.
+#include "pager_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "uffd.h"
+
+namespace starnix {
+namespace pager {
+
+namespace {
+
+constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
+constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
+constexpr uint64_t kRandomWindow = 16 * 1024;     // adaptive: a fault that is not sequential
+constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a sequential reader gets
+constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first: the faulter's page
+constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
+constexpr uint64_t kStopTag = 1;
+constexpr uint64_t kInotifyTag = 2;
+constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
+
+uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
+
+std::string Errno(const char* what, int err) {
+  return std::string(what) + ": " + strerror(err);
+}
+
+// Closes an fd unless released: keeps every early return in Create/Register from leaking.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// read/pread until `len` bytes or an error. Returns bytes read; *err is 0, an errno, or EIO
+// for a short read (the backing ends early: a read that cannot be completed is an error).
+uint64_t PreadFull(int fd, uint8_t* buf, uint64_t len, uint64_t offset, int* err) {
+  uint64_t got = 0;
+  *err = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      break;
+    }
+    if (n == 0) {
+      *err = EIO;
+      break;
+    }
+    got += static_cast<uint64_t>(n);
+  }
+  return got;
+}
+
+}  // namespace
+
+// One registered inode.
+struct PagedFile {
+  uint32_t inode = 0;
+  std::string name;
+  uint64_t size = 0;
+  uint64_t mapped_size = 0;  // size rounded up to pages
+  std::vector<Extent> extents;
+  int memfd = -1;            // the pager's own read-write description
+  dev_t dev = 0;
+  ino_t ino = 0;
+  uint8_t* fill = nullptr;   // the pager's shared mapping, registered with fill_uffd_; never touched
+  int wd = -1;               // inotify watch
+
+  ~PagedFile() {
+    if (fill != nullptr) munmap(fill, mapped_size);
+    if (memfd >= 0) close(memfd);
+  }
+};
+
+// One client mapping of a file, with the client's uffd.
+struct Attachment {
+  uint64_t id = 0;
+  int uffd = -1;
+  uint64_t address = 0, length = 0, offset = 0;
+  std::shared_ptr<PagedFile> file;
+  // Adaptive read-ahead state.
+  std::mutex ra_mu;
+  uint64_t last_fault = UINT64_MAX;
+  uint64_t expected = UINT64_MAX;  // where a sequential reader faults next
+  uint64_t window = 0;
+
+  ~Attachment() {
+    if (uffd >= 0) close(uffd);
+  }
+  uint64_t FileEnd() const { return offset + length; }
+};
+
+// The per-thread worker that puts pages into a file: the seed's SupplyHelper.
+class Filler {
+ public:
+  explicit Filler(Pager* pager) : pager_(pager), page_(uffd::PageSize()) {
+    void* buf = mmap(nullptr, kTransferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    buf_ = buf == MAP_FAILED ? nullptr : static_cast<uint8_t*>(buf);
+  }
+  ~Filler() {
+    if (buf_ != nullptr) munmap(buf_, kTransferBytes);
+  }
+  bool ok() const { return buf_ != nullptr; }
+
+  // Supplies the missing pages [fault_fo, end) of the file (page-aligned; the fault's own page
+  // first) and wakes att's waiters as the pages arrive. If the fault's own page cannot be
+  // supplied, it is poisoned in att's mapping; a failure further on only cuts the read-ahead.
+  void Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end);
+
+ private:
+  enum class Kind { kHole, kDirect, kAssemble };
+  struct Piece {
+    Kind kind;
+    uint64_t len;
+    uint64_t phys;  // kDirect: offset in the backing
+  };
+  Piece Classify(const PagedFile& f, uint64_t cursor, uint64_t limit, uint64_t no_direct_until) const;
+  // UFFDIO_COPY / UFFDIO_ZEROPAGE into the pager's mapping, skipping pages already present.
+  // Returns 0 or an errno; *done is how far it got (the failing page is at *done).
+  int Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, uint64_t* done, uint64_t* copied);
+  int Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done);
+  // Builds [cursor, cursor+len) in the transfer buffer. Returns how many leading bytes are
+  // good; *err and *err_at tell where the backing failed.
+  uint64_t Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at);
+  void WakeClient(Attachment& att, uint64_t from, uint64_t to);
+  void DropCache(uint64_t phys, uint64_t len, bool mapped);
+
+  Pager* pager_;
+  uint64_t page_;
+  uint8_t* buf_ = nullptr;
+};
+
+Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t limit,
+                               uint64_t no_direct_until) const {
+  const uint64_t bs = pager_->block_size_;
+  const auto& ex = f.extents;
+  // First extent that ends after the cursor (extents are sorted and disjoint).
+  auto it = std::partition_point(ex.begin(), ex.end(), [&](const Extent& e) {
+    return static_cast<uint64_t>(e.logical_end) * bs <= cursor;
+  });
+  uint64_t data_start = UINT64_MAX, data_end = 0;
+  if (it != ex.end()) {
+    data_start = static_cast<uint64_t>(it->logical_start) * bs;
+    data_end = std::min<uint64_t>(static_cast<uint64_t>(it->logical_end) * bs, f.size);
+    if (data_start >= data_end) data_start = UINT64_MAX;  // beyond the file's size: not data
+  }
+  if (data_start >= cursor + page_) {
+    // No data in this page: zero-fill up to the page holding the next data.
+    uint64_t hole_end = data_start == UINT64_MAX ? limit : std::min(limit, RoundDown(data_start, page_));
+    return Piece{Kind::kHole, hole_end - cursor, 0};
+  }
+  if (data_start <= cursor && data_end >= cursor + page_ && cursor >= no_direct_until &&
+      pager_->backing_map_ != nullptr) {
+    uint64_t phys = it->physical_block * bs + (cursor - data_start);
+    if (phys % page_ == 0 && phys + page_ <= pager_->backing_map_len_) {
+      uint64_t run_end = std::min(limit, RoundDown(data_end, page_));
+      uint64_t len = std::min(run_end - cursor, RoundDown(pager_->backing_map_len_ - phys, page_));
+      return Piece{Kind::kDirect, len, phys};
+    }
+  }
+  return Piece{Kind::kAssemble, limit - cursor, 0};
+}
+
+int Filler::Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, uint64_t* done,
+                 uint64_t* copied) {
+  uint64_t pos = 0;
+  int again = 0;
+  *copied = 0;
+  while (pos < len) {
+    struct uffdio_copy c = {};
+    c.dst = reinterpret_cast<uint64_t>(f.fill) + fo + pos;
+    c.src = reinterpret_cast<uint64_t>(src) + pos;
+    c.len = len - pos;
+    c.mode = UFFDIO_COPY_MODE_DONTWAKE;  // nobody waits on the pager's own mapping
+    if (ioctl(pager_->fill_uffd_, UFFDIO_COPY, &c) == 0) {
+      *copied += len - pos;
+      pos = len;
+      break;
+    }
+    int err = errno;
+    if (c.copy > 0) {  // partial: go on from where it stopped, to learn why
+      pos += static_cast<uint64_t>(c.copy);
+      *copied += static_cast<uint64_t>(c.copy);
+      continue;
+    }
+    if (c.copy < 0) err = static_cast<int>(-c.copy);
+    if (err == EEXIST) {
+      pos += page_;  // another thread supplied this page: keep it, go on
+    } else if (err == EAGAIN && ++again < 1000) {
+      continue;
+    } else {
+      *done = pos;
+      return err;
+    }
+  }
+  *done = pos;
+  return 0;
+}
+
+int Filler::Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done) {
+  uint64_t pos = 0;
+  int again = 0;
+  while (pos < len) {
+    struct uffdio_zeropage z = {};
+    z.range.start = reinterpret_cast<uint64_t>(f.fill) + fo + pos;
+    z.range.len = len - pos;
+    z.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+    if (ioctl(pager_->fill_uffd_, UFFDIO_ZEROPAGE, &z) == 0) {
+      pos = len;
+      break;
+    }
+    int err = errno;
+    if (z.zeropage > 0) {
+      pos += static_cast<uint64_t>(z.zeropage);
+      continue;
+    }
+    if (z.zeropage < 0) err = static_cast<int>(-z.zeropage);
+    if (err == EEXIST) {
+      pos += page_;
+    } else if (err == EAGAIN && ++again < 1000) {
+      continue;
+    } else {
+      *done = pos;
+      return err;
+    }
+  }
+  *done = pos;
+  return 0;
+}
+
+uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at) {
+  const uint64_t bs = pager_->block_size_;
+  const uint64_t end = cursor + len;
+  memset(buf_, 0, len);
+  *err = 0;
+  auto it = std::partition_point(f.extents.begin(), f.extents.end(), [&](const Extent& e) {
+    return static_cast<uint64_t>(e.logical_end) * bs <= cursor;
+  });
+  for (; it != f.extents.end(); ++it) {
+    uint64_t ls = static_cast<uint64_t>(it->logical_start) * bs;
+    if (ls >= end || ls >= f.size) break;
+    uint64_t le = std::min({static_cast<uint64_t>(it->logical_end) * bs, f.size, end});
+    uint64_t s = std::max(ls, cursor);
+    if (s >= le) continue;
+    uint64_t phys = it->physical_block * bs + (s - ls);
+    int e = 0;
+    uint64_t got = PreadFull(pager_->backing_fd_, buf_ + (s - cursor), le - s, phys, &e);
+    if (got > 0) DropCache(phys, got, false);
+    if (e != 0) {
+      *err = e;
+      *err_at = s + got;
+      return s + got - cursor;
+    }
+  }
+  return len;
+}
+
+void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) {
+  from = std::max(from, att.offset);
+  to = std::min(to, att.FileEnd());
+  if (from >= to) return;
+  int err = uffd::Wake(att.uffd, att.address + (from - att.offset), to - from);
+  if (err != 0) pager_->Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+}
+
+void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
+  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_) return;
+  if (mapped) {
+    // The copy faulted the backing's pages into the pager's mapping; mapped pages cannot be
+    // dropped from the page cache, so unmap them first.
+    madvise(const_cast<uint8_t*>(pager_->backing_map_) + phys, len, MADV_DONTNEED);
+  }
+  posix_fadvise(pager_->backing_fd_, static_cast<off_t>(phys), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
+}
+
+void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end) {
+  uint64_t cursor = fault_fo;
+  uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
+  int failure = 0;
+  uint64_t failed_at = 0;
+  while (cursor < end && failure == 0) {
+    uint64_t limit = std::min(end, cursor + (cursor == fault_fo ? kFirstChunk : kChunk));
+    Piece p = Classify(f, cursor, limit, no_direct_until);
+    uint64_t done = 0, copied = 0;
+    int err = 0;
+    switch (p.kind) {
+      case Kind::kHole:
+        err = Zero(f, cursor, p.len, &done);
+        pager_->bytes_zeroed_ += done;
+        break;
+      case Kind::kDirect:
+        err = Copy(f, cursor, pager_->backing_map_ + p.phys, p.len, &done, &copied);
+        pager_->bytes_supplied_ += copied;
+        if (copied > 0) DropCache(p.phys, done, true);
+        if (err == EFAULT) {
+          // The backing's mapping could not be read there (I/O error, or the backing shrank):
+          // read from the failing page on with pread, which reports what really happened.
+          no_direct_until = cursor + p.len;
+          err = 0;
+        }
+        break;
+      case Kind::kAssemble: {
+        int read_err = 0;
+        uint64_t err_at = 0;
+        uint64_t good = Assemble(f, cursor, p.len, &read_err, &err_at);
+        uint64_t good_pages = RoundDown(good, page_);
+        if (good_pages > 0) {
+          err = Copy(f, cursor, buf_, good_pages, &done, &copied);
+          pager_->bytes_supplied_ += copied;
+        }
+        if (err == 0 && read_err != 0) {
+          // The good pages before the bad one are in; the page holding the error is not.
+          if (done > 0) WakeClient(att, cursor, cursor + done);
+          failure = read_err;
+          failed_at = RoundDown(err_at, page_);
+          pager_->Log(LogLevel::kDebug, Errno("reading the backing", read_err) + " (file " + f.name +
+                                            " offset " + std::to_string(err_at) + ")");
+          continue;
+        }
+        break;
+      }
+    }
+    if (done > 0) WakeClient(att, cursor, cursor + done);
+    if (err != 0) {
+      failure = err;
+      failed_at = cursor + done;
+      pager_->Log(LogLevel::kError, Errno("supplying pages", err) + " (file " + f.name + " offset " +
+                                        std::to_string(failed_at) + ")");
+      break;
+    }
+    cursor += done;
+  }
+  if (failure == 0) return;
+  if (failed_at > fault_fo) {
+    // Only read-ahead was lost; the fault's own page is in. A later fault retries the rest.
+    pager_->Log(LogLevel::kDebug, "read-ahead stopped at offset " + std::to_string(failed_at) + " of " +
+                                      f.name + ": " + strerror(failure));
+    return;
+  }
+  // The requested page itself cannot be read: fail exactly it, never let it read as zeros.
+  pager_->failures_++;
+  pager_->Log(LogLevel::kWarn, "failing page-in of " + f.name + " offset " + std::to_string(fault_fo) +
+                                   ": " + strerror(failure));
+  int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_);
+  if (err != 0) pager_->Log(LogLevel::kError, Errno("UFFDIO_POISON", err) + " (the reader may wait until its mapping is gone)");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options, LogFn log,
+                     ForgottenFn forgotten, std::shared_ptr<Pager>* out) {
+  if (block_size == 0 || block_size > (1 << 20) || (block_size & (block_size - 1)) != 0) {
+    return Status::Error(ZX_ERR_INVALID_ARGS, "bad block size " + std::to_string(block_size) +
+                                                  " (a power of two, at most 1 MiB)");
+  }
+  if (options.threads < 1 || options.threads > 64) {
+    return Status::Error(ZX_ERR_INVALID_ARGS, "threads must be 1..64");
+  }
+  UniqueFd fd(fcntl(backing_fd, F_DUPFD_CLOEXEC, 3));
+  if (fd.get() < 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("dup(backing)", errno));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(backing)", errno));
+  std::shared_ptr<Pager> p(new Pager());
+  if (S_ISBLK(st.st_mode)) {
+    p->backing_is_blockdev_ = true;
+  } else if (S_ISREG(st.st_mode)) {
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd.get());
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n > 0) {
+      target[n] = 0;
+      p->backing_is_memfd_ = strncmp(target, "/memfd:", 7) == 0;
+    }
+  } else {
+    return Status::Error(ZX_ERR_WRONG_TYPE, "backing is neither a regular file, a memfd nor a block device");
+  }
+  p->backing_fd_ = fd.release();
+  p->block_size_ = block_size;
+  p->options_ = options;
+  p->log_ = std::move(log);
+  p->forgotten_ = std::move(forgotten);
+
+  uint64_t size = p->BackingSize();
+  if (size > 0) {
+    void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, p->backing_fd_, 0);
+    if (map == MAP_FAILED) {
+      p->Log(LogLevel::kWarn, Errno("mmap(backing)", errno) + ": pages will be read with pread");
+    } else {
+      p->backing_map_ = static_cast<const uint8_t*>(map);
+      p->backing_map_len_ = size;
+    }
+  }
+  p->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (p->epoll_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_create1", errno));
+  p->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->stop_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd", errno));
+  p->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (p->inotify_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_init1", errno));
+  uffd::Created u = uffd::Create();
+  if (u.fd < 0) return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("userfaultfd (for the pager's own mappings)", u.err));
+  p->fill_uffd_ = u.fd;
+  int err = uffd::Api(p->fill_uffd_, 0, nullptr);
+  if (err != 0) return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("UFFDIO_API", err));
+
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kStopTag;
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->stop_fd_, &ev) != 0)
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(stop)", errno));
+  ev.data.u64 = kInotifyTag;
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
+
+  for (int i = 0; i < options.threads; i++) {
+    // std::thread would abort on failure (no exceptions): use pthreads and report.
+    struct Start {
+      Pager* pager;
+      int index;
+    };
+    Start* start = new Start{p.get(), i};
+    pthread_t tid;
+    int rc = pthread_create(&tid, nullptr, [](void* arg) -> void* {
+      Start* s = static_cast<Start*>(arg);
+      char name[16];
+      snprintf(name, sizeof name, "pager-%d", s->index);
+      pthread_setname_np(pthread_self(), name);
+      s->pager->ThreadMain(s->index);
+      delete s;
+      return nullptr;
+    }, start);
+    if (rc != 0) {
+      delete start;
+      p->Stop();
+      return Status::Error(ZX_ERR_NO_RESOURCES, Errno("pthread_create", rc));
+    }
+    p->thread_ids_.push_back(tid);
+  }
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+Pager::~Pager() { Stop(); }
+
+uint64_t Pager::BackingSize() {
+  if (backing_is_blockdev_) {
+    uint64_t size = 0;
+    if (ioctl(backing_fd_, BLKGETSIZE64, &size) != 0) return 0;
+    return size;
+  }
+  struct stat st;
+  if (fstat(backing_fd_, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_size);
+}
+
+void Pager::Log(LogLevel level, const std::string& message) {
+  if (log_) log_(level, message);
+}
+
+Status Pager::ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size) {
+  const uint64_t bs = block_size_;
+  uint64_t prev_end = 0;
+  for (size_t i = 0; i < extents.size(); i++) {
+    const Extent& e = extents[i];
+    std::string where = "extent " + std::to_string(i) + " [" + std::to_string(e.logical_start) + ", " +
+                        std::to_string(e.logical_end) + ") at block " + std::to_string(e.physical_block);
+    if (e.logical_start >= e.logical_end) return Status::Error(ZX_ERR_INVALID_ARGS, where + ": empty or reversed");
+    if (i > 0 && e.logical_start < prev_end)
+      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": not sorted or overlapping the previous one");
+    prev_end = e.logical_end;
+    uint64_t len_bytes = static_cast<uint64_t>(e.logical_end - e.logical_start) * bs;
+    uint64_t phys_bytes, phys_end;
+    if (__builtin_mul_overflow(e.physical_block, bs, &phys_bytes) ||
+        __builtin_add_overflow(phys_bytes, len_bytes, &phys_end))
+      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": block arithmetic overflows");
+    if (phys_end > backing_size)
+      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": outside the backing (" + std::to_string(backing_size) + " bytes)");
+  }
+  (void)size;
+  return Status::Ok();
+}
+
+Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t size,
+                           const std::vector<Extent>& extents, int* fd_out, bool* created) {
+  Status valid = ValidateExtents(size, extents, BackingSize());
+  if (!valid.ok()) return valid;
+  if (size > (uint64_t{1} << 62)) return Status::Error(ZX_ERR_INVALID_ARGS, "file size too large");
+  const uint64_t page = uffd::PageSize();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return Status::Error(ZX_ERR_BAD_STATE, "pager is stopped");
+  std::shared_ptr<PagedFile> file;
+  auto found = files_.find(inode);
+  *created = found == files_.end();
+  if (!*created) {
+    file = found->second;  // as the seed: the new size and extents are ignored
+  } else {
+    file = std::make_shared<PagedFile>();
+    file->inode = inode;
+    file->name = name;
+    file->size = size;
+    file->mapped_size = (size + page - 1) / page * page;
+    file->extents = extents;
+    std::string memfd_name = "ext4!" + name;
+    memfd_name.erase(std::remove(memfd_name.begin(), memfd_name.end(), '\0'), memfd_name.end());
+    if (memfd_name.size() > kMemfdNameMax) {
+      size_t cut = kMemfdNameMax;
+      while (cut > 0 && (static_cast<unsigned char>(memfd_name[cut]) & 0xC0) == 0x80) cut--;  // whole UTF-8 characters
+      memfd_name.resize(cut);
+    }
+    file->memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (file->memfd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("memfd_create", errno));
+    if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
+      return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
+    if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
+    if (fcntl(file->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+      return Status::Error(ZX_ERR_INTERNAL, Errno("F_ADD_SEALS", errno));
+    struct stat st;
+    if (fstat(file->memfd, &st) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fstat(memfd)", errno));
+    file->dev = st.st_dev;
+    file->ino = st.st_ino;
+    if (file->mapped_size > 0) {
+      void* fill = mmap(nullptr, file->mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED, file->memfd, 0);
+      if (fill == MAP_FAILED) return Status::Error(ZX_ERR_NO_MEMORY, Errno("mmap(memfd)", errno));
+      file->fill = static_cast<uint8_t*>(fill);
+      int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(fill), file->mapped_size);
+      if (err != 0) return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("UFFDIO_REGISTER(pager mapping)", err));
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
+    file->wd = inotify_add_watch(inotify_fd_, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+    if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", errno));
+  }
+  // A fresh description: its lock (and so the file) lives as long as any fd or mapping of it.
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
+  UniqueFd handle(open(path, O_RDONLY | O_CLOEXEC));
+  int err = handle.get() < 0 ? errno : 0;
+  if (err == 0 && flock(handle.get(), LOCK_SH | LOCK_NB) != 0) err = errno;
+  if (err != 0) {
+    if (*created) {
+      inotify_rm_watch(inotify_fd_, file->wd);
+    }
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("opening a handle to the memfd", err));
+  }
+  if (*created) {
+    files_[inode] = file;
+    inode_by_wd_[file->wd] = inode;
+  }
+  *fd_out = handle.release();
+  return Status::Ok();
+}
+
+Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t length, uint64_t offset,
+                            uint64_t* id_out) {
+  UniqueFd owned(uffd_fd);
+  const uint64_t page = uffd::PageSize();
+  struct stat st;
+  if (fstat(file_fd, &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(file)", errno));
+  uint64_t features = 0;
+  if (!uffd::ReadFeatures(uffd_fd, &features))
+    return Status::Error(ZX_ERR_WRONG_TYPE, "not an initialized userfaultfd");
+  if ((features & UFFD_FEATURE_POISON) == 0)
+    return Status::Error(ZX_ERR_NOT_SUPPORTED, "the uffd lacks UFFD_FEATURE_POISON: a failed read could not be reported");
+  uint64_t end;
+  if (length == 0 || address % page != 0 || length % page != 0 || offset % page != 0 ||
+      __builtin_add_overflow(address, length, &end) || __builtin_add_overflow(offset, length, &end))
+    return Status::Error(ZX_ERR_INVALID_ARGS, "mapping must be non-empty and page-aligned");
+  int flags = fcntl(uffd_fd, F_GETFL);
+  if (flags < 0 || fcntl(uffd_fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fcntl(uffd, O_NONBLOCK)", errno));
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return Status::Error(ZX_ERR_BAD_STATE, "pager is stopped");
+  std::shared_ptr<PagedFile> file;
+  for (auto& entry : files_) {
+    if (entry.second->dev == st.st_dev && entry.second->ino == st.st_ino) file = entry.second;
+  }
+  if (!file) return Status::Error(ZX_ERR_NOT_FOUND, "not a file of this pager");
+  if (offset + length > file->mapped_size)
+    return Status::Error(ZX_ERR_INVALID_ARGS, "mapping extends beyond the file's last page");
+  auto att = std::make_shared<Attachment>();
+  att->id = next_attachment_id_++;
+  att->uffd = owned.release();
+  att->address = address;
+  att->length = length;
+  att->offset = offset;
+  att->file = file;
+  attachments_[att->id] = att;
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;  // EPOLLERR and EPOLLHUP are always reported
+  ev.data.u64 = att->id;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, att->uffd, &ev) != 0) {
+    int err = errno;
+    attachments_.erase(att->id);
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(uffd)", err));
+  }
+  *id_out = att->id;
+  return Status::Ok();
+}
+
+void Pager::DetachLocked(uint64_t id) {
+  auto it = attachments_.find(id);
+  if (it == attachments_.end()) return;
+  // Out of epoll before the fd can be closed (the client's copy keeps the description alive).
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->uffd, nullptr) != 0)
+    Log(LogLevel::kError, Errno("epoll_ctl(DEL uffd)", errno));
+  attachments_.erase(it);  // the uffd closes when no thread uses it any more
+}
+
+void Pager::DetachMapping(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) return;
+  DetachLocked(id);
+}
+
+Stats Pager::GetStats() {
+  Stats s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.files = files_.size();
+    s.attachments = attachments_.size();
+  }
+  s.faults = faults_;
+  s.bytes_supplied = bytes_supplied_;
+  s.bytes_zeroed = bytes_zeroed_;
+  s.failures = failures_;
+  return s;
+}
+
+bool Pager::OwnsFile(dev_t dev, ino_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& entry : files_) {
+    if (entry.second->dev == dev && entry.second->ino == ino) return true;
+  }
+  return false;
+}
+
+void Pager::MaybeForgetLocked(const std::shared_ptr<PagedFile>& file,
+                              std::vector<std::pair<uint32_t, std::string>>* forgotten) {
+  // Every handle holds LOCK_SH on its description: LOCK_EX succeeds only when none is left.
+  if (flock(file->memfd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) Log(LogLevel::kError, Errno("flock(memfd)", errno));
+    return;
+  }
+  if (inotify_rm_watch(inotify_fd_, file->wd) != 0) Log(LogLevel::kDebug, Errno("inotify_rm_watch", errno));
+  inode_by_wd_.erase(file->wd);
+  auto it = files_.find(file->inode);
+  if (it != files_.end() && it->second == file) files_.erase(it);
+  // Mappings are gone, so are the uffds' reasons to exist.
+  std::vector<uint64_t> stale;
+  for (auto& entry : attachments_) {
+    if (entry.second->file == file) stale.push_back(entry.first);
+  }
+  for (uint64_t id : stale) DetachLocked(id);
+  forgotten->emplace_back(file->inode, file->name);
+}
+
+void Pager::HandleInotify() {
+  std::lock_guard<std::mutex> reader(inotify_mu_);
+  std::set<int> wds;
+  bool overflow = false;
+  alignas(struct inotify_event) char buf[4096];
+  for (;;) {
+    ssize_t n = read(inotify_fd_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) Log(LogLevel::kError, Errno("read(inotify)", errno));
+      break;
+    }
+    for (char* p = buf; p < buf + n;) {
+      auto* e = reinterpret_cast<struct inotify_event*>(p);
+      if (e->mask & IN_Q_OVERFLOW) overflow = true;
+      if (e->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) wds.insert(e->wd);
+      p += sizeof(struct inotify_event) + e->len;
+    }
+  }
+  std::vector<std::pair<uint32_t, std::string>> forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    std::vector<std::shared_ptr<PagedFile>> check;
+    if (overflow) {
+      // Events were lost: look at every file (the lock probe does not depend on events).
+      Log(LogLevel::kError, "inotify queue overflowed (IN_Q_OVERFLOW): checking every file");
+      for (auto& entry : files_) check.push_back(entry.second);
+    } else {
+      for (int wd : wds) {
+        auto it = inode_by_wd_.find(wd);
+        if (it == inode_by_wd_.end()) continue;
+        auto f = files_.find(it->second);
+        if (f != files_.end()) check.push_back(f->second);
+      }
+    }
+    for (auto& f : check) MaybeForgetLocked(f, &forgotten);
+  }
+  for (auto& entry : forgotten) {
+    Log(LogLevel::kDebug, "forgot file " + entry.second + " (inode " + std::to_string(entry.first) + ")");
+    if (forgotten_) forgotten_(entry.first, entry.second);
+  }
+}
+
+uint64_t Pager::ReadaheadBytes(Attachment& att, uint64_t fo) {
+  if (options_.readahead == Readahead::kFixed) return kFixedWindow;
+  std::lock_guard<std::mutex> lock(att.ra_mu);
+  // Sequential: forward from the last fault, not far beyond where the last window ended.
+  bool sequential = fo == 0 || (att.last_fault != UINT64_MAX && fo > att.last_fault &&
+                                fo <= att.expected + att.window);
+  if (sequential) {
+    att.window = std::min(kMaxWindow, std::max(kFixedWindow, att.window * 2));
+  } else {
+    att.window = kRandomWindow;
+  }
+  att.last_fault = fo;
+  att.expected = fo + att.window;
+  return att.window;
+}
+
+void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler) {
+  faults_++;
+  const uint64_t page = uffd::PageSize();
+  const uint64_t fault_page = RoundDown(address, page);
+  PagedFile& f = *att->file;
+  if (fault_page < att->address || fault_page - att->address >= att->length) {
+    failures_++;
+    Log(LogLevel::kError, "fault at 0x" + std::to_string(address) + " outside the attached mapping: failing it");
+    uffd::Poison(att->uffd, fault_page, page);
+    return;
+  }
+  const uint64_t fo = fault_page - att->address + att->offset;
+  // Already in the page cache (another mapping's fault, or read-ahead raced us): just wake.
+  off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
+  if (hole < 0) {
+    Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
+  } else if (static_cast<uint64_t>(hole) > fo) {
+    int err = uffd::Wake(att->uffd, fault_page, page);
+    if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+    return;
+  }
+  uint64_t end = std::min({fo + ReadaheadBytes(*att, fo), att->FileEnd(), f.mapped_size});
+  // Stop the window where pages are already present.
+  off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
+  if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
+  filler.Fill(*att, f, fo, end);
+}
+
+void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler) {
+  if (events & (EPOLLERR | EPOLLHUP)) {
+    Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) + " reports an error or hang-up: detaching it");
+    std::lock_guard<std::mutex> lock(mu_);
+    DetachLocked(att->id);
+    return;
+  }
+  struct uffd_msg msgs[16];
+  for (;;) {
+    ssize_t n = read(att->uffd, msgs, sizeof msgs);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      Log(LogLevel::kError, Errno("read(uffd)", errno) + ": detaching mapping " + std::to_string(att->id));
+      std::lock_guard<std::mutex> lock(mu_);
+      DetachLocked(att->id);
+      return;
+    }
+    size_t count = static_cast<size_t>(n) / sizeof(struct uffd_msg);
+    for (size_t i = 0; i < count; i++) {
+      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+        ServeFault(att, msgs[i].arg.pagefault.address, filler);
+      } else {
+        Log(LogLevel::kDebug, "ignoring uffd event " + std::to_string(msgs[i].event));
+      }
+    }
+    if (count < 16) return;
+  }
+}
+
+void Pager::ThreadMain(int index) {
+  Filler filler(this);
+  if (!filler.ok()) {
+    Log(LogLevel::kError, "pager-" + std::to_string(index) + ": no transfer buffer; thread not serving");
+    return;
+  }
+  struct epoll_event events[16];
+  for (;;) {
+    int n = epoll_wait(epoll_fd_, events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Log(LogLevel::kError, Errno("epoll_wait", errno) + ": pager thread exits");
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kStopTag) return;
+      if (tag == kInotifyTag) {
+        HandleInotify();
+        continue;
+      }
+      std::shared_ptr<Attachment> att;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = attachments_.find(tag);
+        if (it != attachments_.end()) att = it->second;
+      }
+      if (att) ServeUffd(att, events[i].events, filler);
+    }
+  }
+}
+
+void Pager::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    if (write(stop_fd_, &one, sizeof one) != sizeof one) Log(LogLevel::kError, Errno("write(stop eventfd)", errno));
+  }
+  for (pthread_t tid : thread_ids_) pthread_join(tid, nullptr);
+  thread_ids_.clear();
+  std::map<uint64_t, std::shared_ptr<Attachment>> attachments;
+  std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    attachments.swap(attachments_);
+    files.swap(files_);
+    inode_by_wd_.clear();
+  }
+  // Faults still queued will never be served: fail them rather than leave readers waiting.
+  const uint64_t page = uffd::PageSize();
+  for (auto& entry : attachments) {
+    struct uffd_msg msgs[16];
+    ssize_t n;
+    while ((n = read(entry.second->uffd, msgs, sizeof msgs)) > 0) {
+      for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
+        if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
+        failures_++;
+        uffd::Poison(entry.second->uffd, RoundDown(msgs[i].arg.pagefault.address, page), page);
+      }
+    }
+    if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
+  }
+  attachments.clear();
+  files.clear();  // closes the memfds and unmaps the pager's mappings
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &fill_uffd_, &backing_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+  if (backing_map_ != nullptr) munmap(const_cast<uint8_t*>(backing_map_), backing_map_len_);
+  backing_map_ = nullptr;
+}
+
+}  // namespace pager
+}  // namespace starnix

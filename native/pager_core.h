@@ -1,0 +1,167 @@
+// The pager core: the seed's Pager (Zircon pager + port + VMOs) on Linux, without any JS.
+//
+// One Pager serves the files of one backing (an ext4 image: memfd, regular file or block
+// device). Each registered inode gets a memfd ("ext4!<name>"). A client maps a file and hands
+// its uffd to the pager (AttachMapping); the pager's threads read the client's fault events,
+// put the file's pages into the memfd's page cache, and wake the client.
+//
+// Why the pages go into the page cache through the pager's own mapping, not through the
+// client's uffd: UFFDIO_REGISTER refuses a mapping without VM_MAYWRITE (EPERM), and a
+// MAP_SHARED mapping lacks it when the fd is read-only or the memfd carries F_SEAL_WRITE or
+// F_SEAL_FUTURE_WRITE (measured on 6.18). So clients get read-only descriptions and map them
+// MAP_PRIVATE (read-only, registered with their uffd); the pager keeps one read-write shared
+// mapping of each memfd, registered with its own uffd, and fills it with UFFDIO_COPY (a page
+// appears whole or not at all). A woken client finds the page in the page cache and maps it:
+// every process shares the same pages, pread() sees them, and no client can write them.
+// Seals: F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL (a write seal would make the pager's own
+// mapping unregistrable too), and the memfd's mode is 0444 so a non-root holder of a
+// read-only handle cannot reopen it for writing through /proc.
+//
+// File lifetime (the seed's VMO_ZERO_CHILDREN): every handle given out is a fresh open file
+// description holding a shared flock(). A description stays open while any fd or mapping of it
+// exists, and its lock goes away with it. inotify IN_CLOSE_* on the memfd tells the pager when
+// to look (inotify merges identical successive events, so events are only triggers); the truth
+// is whether the pager's own description can take LOCK_EX. When it can, the file is forgotten.
+#pragma once
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace starnix {
+namespace pager {
+
+// zx status values (spec/protocol.md).
+constexpr int ZX_OK = 0;
+constexpr int ZX_ERR_INTERNAL = -1;
+constexpr int ZX_ERR_NOT_SUPPORTED = -2;
+constexpr int ZX_ERR_NO_RESOURCES = -3;
+constexpr int ZX_ERR_NO_MEMORY = -4;
+constexpr int ZX_ERR_INVALID_ARGS = -10;
+constexpr int ZX_ERR_BAD_HANDLE = -11;
+constexpr int ZX_ERR_WRONG_TYPE = -12;
+constexpr int ZX_ERR_BAD_STATE = -20;
+constexpr int ZX_ERR_NOT_FOUND = -25;
+constexpr int ZX_ERR_IO = -40;
+
+struct Status {
+  int status = ZX_OK;
+  std::string message;
+  bool ok() const { return status == ZX_OK; }
+  static Status Ok() { return Status(); }
+  static Status Error(int status, std::string message) { return Status{status, std::move(message)}; }
+};
+
+// A run of file blocks [logical_start, logical_end) stored from physical_block on.
+struct Extent {
+  uint32_t logical_start;
+  uint32_t logical_end;
+  uint64_t physical_block;
+};
+
+enum class Readahead { kFixed, kAdaptive };
+
+struct Options {
+  int threads = 1;                         // as the seed
+  Readahead readahead = Readahead::kAdaptive;
+  bool drop_cache = true;                  // posix_fadvise(DONTNEED) after copying; never on a memfd
+};
+
+struct Stats {
+  uint64_t files = 0;
+  uint64_t faults = 0;
+  uint64_t bytes_supplied = 0;  // from the backing
+  uint64_t bytes_zeroed = 0;    // holes and the tail beyond the file's size
+  uint64_t failures = 0;        // faults failed with UFFDIO_POISON, or that could not be served
+  uint64_t attachments = 0;
+};
+
+enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+struct PagedFile;
+struct Attachment;
+class Filler;
+
+class Pager : public std::enable_shared_from_this<Pager> {
+ public:
+  // Called from pager threads; must not block for long and must not touch JS.
+  using LogFn = std::function<void(LogLevel, const std::string&)>;
+  using ForgottenFn = std::function<void(uint32_t inode, const std::string& name)>;
+
+  // Dups backing_fd (the caller keeps its own) and starts the threads.
+  static Status Create(int backing_fd, uint64_t block_size, const Options& options, LogFn log,
+                       ForgottenFn forgotten, std::shared_ptr<Pager>* out);
+  ~Pager();
+
+  // Returns a new read-only description of the inode's memfd in *fd_out (the caller owns it).
+  // A known inode gets a new handle to the same file; the new size and extents are ignored
+  // (as the seed), but they are still validated.
+  Status RegisterFile(const std::string& name, uint32_t inode, uint64_t size,
+                      const std::vector<Extent>& extents, int* fd_out, bool* created);
+
+  // Takes ownership of uffd_fd, also when it fails. file_fd is only inspected (fstat).
+  // [address, address+length) is the client's mapping of the file from `offset` on.
+  Status AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t length, uint64_t offset,
+                       uint64_t* id_out);
+  // Unknown ids (already detached, or detached because the file was forgotten) are ignored.
+  void DetachMapping(uint64_t id);
+
+  Stats GetStats();
+  bool OwnsFile(dev_t dev, ino_t ino);
+  // Wakes and joins the threads, fails the faults still queued, closes everything. Idempotent.
+  void Stop();
+
+ private:
+  friend class Filler;
+  Pager() = default;
+
+  void ThreadMain(int index);
+  void HandleInotify();
+  void ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler);
+  void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler);
+  uint64_t ReadaheadBytes(Attachment& att, uint64_t file_offset);
+  // Forgets the file if no handle or mapping of it remains. Needs mu_.
+  void MaybeForgetLocked(const std::shared_ptr<PagedFile>& file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
+  void DetachLocked(uint64_t id);
+  void Log(LogLevel level, const std::string& message);
+  Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
+  uint64_t BackingSize();
+
+  // Set once at creation.
+  int backing_fd_ = -1;
+  bool backing_is_memfd_ = false;
+  bool backing_is_blockdev_ = false;
+  uint64_t block_size_ = 0;
+  const uint8_t* backing_map_ = nullptr;  // read-only mapping of the backing, for one-copy supply
+  uint64_t backing_map_len_ = 0;
+  Options options_;
+  LogFn log_;
+  ForgottenFn forgotten_;
+  int epoll_fd_ = -1;
+  int stop_fd_ = -1;      // eventfd: readable once Stop() is called
+  int inotify_fd_ = -1;
+  int fill_uffd_ = -1;    // the pager's own uffd, registered on its mappings of the memfds
+  std::vector<pthread_t> thread_ids_;
+
+  std::mutex mu_;  // guards everything below
+  bool stopped_ = false;
+  std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files_;   // by inode
+  std::unordered_map<int, uint32_t> inode_by_wd_;
+  std::map<uint64_t, std::shared_ptr<Attachment>> attachments_;
+  uint64_t next_attachment_id_ = 16;  // below 16: epoll tags of the pager's own fds
+  std::mutex inotify_mu_;              // one reader of inotify at a time (events are ordered)
+
+  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0};
+};
+
+}  // namespace pager
+}  // namespace starnix

@@ -1,0 +1,94 @@
+// A client's view of a paged file: the file mapped read-only, with a uffd the pager serves.
+// Reads copy out of the mapping; a page the pager failed (SIGBUS) becomes an Error with code
+// 'EIO', or 'EPIPE' once the pager is known to be gone.
+//
+// Caveat: read()/pread() on the file's fd do not page anything in: for pages not yet paged in
+// they return zeros. Read through a FileMapping. Likewise every mmap of a pager file must be
+// registered with a uffd that the pager serves (FileMapping does both).
+import { native } from '../native';
+
+export class FileMapping {
+  /** Where the file is mapped, and how many bytes (the size rounded up to pages). */
+  readonly address: bigint;
+  readonly length: bigint;
+  /** True if only a user-mode-only uffd could be had (kernel-side accesses would fail). */
+  readonly userModeOnly: boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private inner: any;
+  private readonly size: bigint;
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private constructor(inner: any, size: bigint) {
+    this.inner = inner;
+    this.address = inner.address;
+    this.length = inner.length;
+    this.userModeOnly = inner.userModeOnly;
+    this.size = size;
+  }
+
+  /**
+   * Maps ceil(size/page) pages of fileFd read-only (MAP_PRIVATE: a shared mapping of a
+   * read-only handle cannot be registered with a uffd) and registers them with a new uffd
+   * (userfaultfd(2), else /dev/userfaultfd) for MISSING faults, with UFFD_FEATURE_POISON.
+   * fileFd is dup'ed; the caller keeps its own.
+   */
+  static open(fileFd: number, size: bigint): FileMapping {
+    return new FileMapping(new native.Mapping(fileFd, size), size);
+  }
+
+  /** A dup of the uffd, for the pager (the mapping keeps its own copy). */
+  uffdForPager(): number {
+    return this.live().uffdForPager();
+  }
+
+  /** Watches a dup of the socket to the pager: when it hangs up, every page still missing is
+   *  poisoned, so that readers fail ('EPIPE') instead of waiting forever. */
+  watchPager(fd: number): void {
+    this.live().watchPager(fd);
+  }
+
+  /** Copies [offset, offset+length) out of the mapping (on this thread). */
+  read(offset: bigint | number, length: number): Buffer {
+    this.check(offset, length);
+    return this.live().read(offset, length);
+  }
+
+  /** The same on a libuv worker thread, leaving the JS thread free while pages come in. */
+  readAsync(offset: bigint | number, length: number): Promise<Buffer> {
+    try {
+      this.check(offset, length);
+      return this.live().readAsync(offset, length);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Unmaps (once no async read uses the range), then closes the uffd and the watcher. */
+  close(): void {
+    if (this.inner === null) return;
+    const inner = this.inner;
+    this.inner = null;
+    inner.close();
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private live(): any {
+    if (this.inner === null) {
+      const e = new Error('the mapping is closed') as NodeJS.ErrnoException;
+      e.code = 'EBADF';
+      throw e;
+    }
+    return this.inner;
+  }
+
+  private check(offset: bigint | number, length: number): void {
+    const off = BigInt(offset);
+    if (!Number.isInteger(length) || length < 0 || off < 0n || off + BigInt(length) > this.size) {
+      const e = new RangeError(`read [${off}, +${length}) outside the file (${this.size} bytes)`) as RangeError & {
+        code?: string;
+      };
+      e.code = 'ERANGE';
+      throw e;
+    }
+  }
+}

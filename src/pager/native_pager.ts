@@ -1,0 +1,175 @@
+// The pager core (native/pager_core.cc) as a typed TypeScript class: the seed's `Pager` on Linux.
+// A NativePager serves the files of one backing (an ext4 image as memfd, regular file or block
+// device). registerFile gives out read-only memfd handles; a client that maps one hands its
+// uffd over (attachMapping) and the pager's native threads page the file in on demand.
+import * as fs from 'fs';
+import { native } from '../native';
+import { logger } from '../log';
+
+/** zx status values the pager reports. */
+export const ZxStatus = {
+  OK: 0,
+  INTERNAL: -1,
+  NOT_SUPPORTED: -2,
+  NO_RESOURCES: -3,
+  NO_MEMORY: -4,
+  INVALID_ARGS: -10,
+  BAD_HANDLE: -11,
+  WRONG_TYPE: -12,
+  BAD_STATE: -20,
+  NOT_FOUND: -25,
+  IO: -40,
+} as const;
+
+/** A failure with the zx status to put on the wire. */
+export class PagerError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'PagerError';
+    this.status = status;
+  }
+}
+
+export interface PagerOptions {
+  /** Native pager threads (named pager-N). Default 1, as the seed. */
+  threads?: number;
+  /** 'fixed': 128 KiB per fault, as the seed. 'adaptive' (default, measured faster for
+   *  sequential reads and no slower for random ones): 16 KiB on a random fault, doubling up to
+   *  4 MiB while faults are sequential. */
+  readahead?: 'fixed' | 'adaptive';
+  /** posix_fadvise(DONTNEED) on the backing after copying (as the seed). Default true;
+   *  never applied to a memfd backing (that would discard the data). */
+  dropCache?: boolean;
+}
+
+/** Blocks [logicalStart, logicalEnd) of the file, stored from physicalBlock on. */
+export interface Extent {
+  logicalStart: number;
+  logicalEnd: number;
+  physicalBlock: bigint;
+}
+
+export interface PagerStats {
+  files: number;
+  faults: number;
+  bytesSupplied: bigint;
+  bytesZeroed: bigint;
+  failures: number;
+  attachments: number;
+}
+
+type ForgottenCallback = (inode: number, name: string) => void;
+
+// Live pagers, for findPagerForFile.
+const livePagers = new Set<NativePager>();
+
+function rethrow(e: unknown): never {
+  const err = e as { status?: unknown; message?: string };
+  if (typeof err?.status === 'number') throw new PagerError(err.status, String(err.message));
+  throw e;
+}
+
+export class NativePager {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly inner: any;
+  private readonly forgottenCallbacks: ForgottenCallback[] = [];
+  private stopped = false;
+
+  private constructor(backingFd: number, blockSize: number, opts: PagerOptions) {
+    // The native side posts events from its threads; this runs on the JS thread.
+    const onEvent = (kind: string, a: string | number, b: string) => {
+      if (kind === 'log') {
+        logger.log(String(a), `pager: ${b}`);
+      } else if (kind === 'forgotten') {
+        for (const cb of this.forgottenCallbacks) {
+          try {
+            cb(a as number, b);
+          } catch (e) {
+            logger.error(`pager: onFileForgotten callback threw: ${String(e)}`);
+          }
+        }
+      }
+    };
+    try {
+      this.inner = new native.Pager(backingFd, blockSize, { ...opts }, onEvent);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** Starts a pager over backingFd, which is dup'ed (the caller keeps and closes its own). */
+  static create(backingFd: number, blockSize: number, opts: PagerOptions = {}): NativePager {
+    const pager = new NativePager(backingFd, blockSize, opts);
+    livePagers.add(pager);
+    return pager;
+  }
+
+  /**
+   * Registers an inode; returns a NEW read-only open file description of its memfd (the caller
+   * owns the fd). For an inode already known, returns another handle to the same file and
+   * ignores the new size and extents (as the seed); they are still validated.
+   */
+  registerFile(name: string, inode: number, size: bigint, extents: Extent[]): { fd: number; created: boolean } {
+    try {
+      return this.inner.registerFile(name, inode, size, extents);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /**
+   * Serves the faults of a client's mapping [address, address+length) of the file behind
+   * fileFd (only inspected), from file offset `offset`. Takes ownership of uffdFd, also when
+   * it throws. Returns the attachment's id.
+   */
+  attachMapping(fileFd: number, uffdFd: number, address: bigint, length: bigint, offset: bigint): number {
+    try {
+      return this.inner.attachMapping(fileFd, uffdFd, address, length, offset);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  /** Stops serving an attachment and closes its uffd. Unknown ids are ignored (an attachment
+   *  is detached by itself when its file is forgotten). */
+  detachMapping(id: number): void {
+    this.inner.detachMapping(id);
+  }
+
+  stats(): PagerStats {
+    return this.inner.stats();
+  }
+
+  /** Called on the JS thread when a file is forgotten: every handle and mapping is gone. */
+  onFileForgotten(cb: ForgottenCallback): void {
+    this.forgottenCallbacks.push(cb);
+  }
+
+  /** True if fd is a handle to one of this pager's files (same st_dev/st_ino). */
+  ownsFile(fd: number): boolean {
+    return !this.stopped && this.inner.ownsFile(fd);
+  }
+
+  /** Wakes and joins the threads, fails faults still queued, closes everything. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    livePagers.delete(this);
+    this.inner.stop();
+  }
+}
+
+/** The live pager whose file fileFd is a handle to, if any. */
+export function findPagerForFile(fileFd: number): NativePager | undefined {
+  fs.fstatSync(fileFd); // throws EBADF for a bad fd, as any fs call would
+  for (const pager of livePagers) {
+    if (pager.ownsFile(fileFd)) return pager;
+  }
+  return undefined;
+}
+
+/** A plain memfd of `size` bytes (for tests and benchmarks that want a memfd backing). */
+export function createMemfdForTests(name: string, size: number): number {
+  return native.pagerCreateMemfd(name, size);
+}
