@@ -676,8 +676,14 @@ export class Resolver {
         const m = e.members.find((x) => x.name === parts[0]);
         if (m) return m;
       }
-      const r = this.lookup(lib, c.name);
-      if (r.kind === 'member' && r.decl === e) {
+      let r: Lookup | undefined;
+      try {
+        r = this.lookup(lib, c.name);
+      } catch (err) {
+        // An unknown name here is a bad subtype, reported below as a constraint error.
+        if (!(err instanceof FidlCompileError)) throw err;
+      }
+      if (r && r.kind === 'member' && r.decl === e) {
         const m = e.members.find((x) => x.name === r.member);
         if (m) return m;
       }
