@@ -1,0 +1,153 @@
+// The server side of one fuchsia.starnix.runner/Manager connection.
+//
+// CreatePager is the method this project exists for. The others steer a Starnix container's
+// suspension and wake sources, which have no meaning for a Linux process; each still gets a
+// defined, logged answer (see docs and the README):
+//   SuspendContainer    -> error SUSPEND_FAILURE (nothing can be suspended here)
+//   RegisterWakeWatcher -> success; the watcher is kept and never signalled (no suspend ever happens)
+//   ProxyWakeChannel, AddWakeSource, RemoveWakeSource (one-way) -> logged as unsupported, handles closed
+import * as fidl from '../fidl';
+import * as runner from '../gen/fuchsia_starnix_runner';
+import { logger } from '../log';
+import { NativePager, PagerError, PagerOptions } from '../pager/native_pager';
+import { Channel } from '../transport/channel';
+import { Handle } from '../transport/handle';
+import { handleInfo, handleObjectCheck } from '../transport/handle_info';
+import { ServerLimits } from './limits';
+import { PagerInstance } from './pager_server';
+import { ZX, statusName } from './status';
+
+const MAX_BLOCK_SIZE = 1024 * 1024;
+const ZX_OBJ_TYPE_VMO = 3;
+
+/**
+ * The codec's handle check for Manager requests, with one exception: the backing VMO's kind is
+ * checked by CreatePager itself, so that a wrong one closes only the new Pager channel (with
+ * WRONG_TYPE) instead of the whole Manager connection.
+ */
+export function managerHandleCheck(h: Handle, objType: number, rights: number): number {
+  return objType === ZX_OBJ_TYPE_VMO ? ZX.OK : handleObjectCheck(h, objType, rights);
+}
+
+export class ManagerConnection implements runner.ManagerHandler {
+  private readonly pagers = new Set<PagerInstance>();
+  private readonly wakeWatchers: Handle[] = [];
+  private readonly binding: fidl.ServerBinding;
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly limits: ServerLimits,
+    private readonly pagerOptions: PagerOptions,
+    private readonly onPager: (p: PagerInstance) => void,
+  ) {
+    this.binding = runner.serveManager(channel, this, {
+      handleCheck: managerHandleCheck,
+      onClose: ({ status }) => {
+        for (const w of this.wakeWatchers) w.close();
+        this.wakeWatchers.length = 0;
+        logger.info('manager connection closed', { channel: channel.name, epitaph: status === null ? 'none' : statusName(status), pagers: this.pagers.size });
+      },
+    });
+  }
+
+  close(): void {
+    this.binding.close();
+  }
+
+  createPager(req: runner.ManagerCreatePagerRequest): void {
+    const { backingVmo, blockSize, pager } = req;
+    if (pager === undefined) {
+      backingVmo?.close();
+      logger.error('CreatePager without a pager server_end: nothing to serve, request dropped', { channel: this.channel.name });
+      return;
+    }
+    let pagerChannel: Channel;
+    try {
+      pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager` });
+    } catch (e) {
+      backingVmo?.close();
+      logger.error('CreatePager: the pager server_end is not a channel', { channel: this.channel.name, error: String(e) });
+      return;
+    }
+    const refuse = (status: number, why: string): void => {
+      backingVmo?.close();
+      logger.warn(`CreatePager refused: ${why}`, { channel: pagerChannel.name, epitaph: statusName(status) });
+      try {
+        pagerChannel.send(fidl.encodeEpitaph(status), []);
+      } catch {
+        // The client already closed its end: nobody to tell.
+      }
+      pagerChannel.close();
+    };
+
+    if (backingVmo === undefined) return refuse(ZX.INVALID_ARGS, 'missing backing_vmo');
+    if (blockSize === undefined) return refuse(ZX.INVALID_ARGS, 'missing block_size');
+    if (blockSize === 0n || blockSize > BigInt(MAX_BLOCK_SIZE) || (blockSize & (blockSize - 1n)) !== 0n) {
+      return refuse(ZX.INVALID_ARGS, `block size ${blockSize} is not a power of two of at most 1 MiB`);
+    }
+    let kind: string;
+    try {
+      const info = handleInfo(backingVmo);
+      kind = info.kind;
+      if (kind !== 'memfd' && kind !== 'file' && kind !== 'blockdev') {
+        return refuse(ZX.WRONG_TYPE, `backing_vmo is a ${kind}, not a memfd, regular file or block device`);
+      }
+      if (!info.readable) return refuse(ZX.ACCESS_DENIED, 'backing_vmo is not open for reading');
+    } catch (e) {
+      return refuse(ZX.BAD_HANDLE, `backing_vmo cannot be inspected: ${String(e)}`);
+    }
+    const live = [...this.pagers].filter((p) => p.active).length;
+    if (live >= this.limits.pagersPerConnection) {
+      return refuse(ZX.NO_RESOURCES, `this connection has ${live} pagers already`);
+    }
+
+    let nativePager: NativePager;
+    try {
+      nativePager = NativePager.create(backingVmo.fd, Number(blockSize), this.pagerOptions);
+    } catch (e) {
+      const status = e instanceof PagerError ? e.status : ZX.INTERNAL;
+      return refuse(status, `the pager could not start: ${(e as Error).message}`);
+    }
+    backingVmo.close(); // NativePager keeps its own duplicate of the backing fd.
+    const instance = new PagerInstance(
+      nativePager,
+      pagerChannel,
+      this.limits,
+      (p) => this.pagers.delete(p),
+      `${kind} block_size=${blockSize}`,
+    );
+    this.pagers.add(instance);
+    this.onPager(instance);
+  }
+
+  suspendContainer(req: runner.ManagerSuspendContainerRequest): fidl.Result<runner.ManagerSuspendContainerResponse, runner.SuspendError> {
+    fidl.closeHandlesIn(req);
+    logger.warn('SuspendContainer is not supported on Linux: answered SUSPEND_FAILURE', { channel: this.channel.name });
+    return { ok: false, error: runner.SuspendError.SUSPEND_FAILURE };
+  }
+
+  proxyWakeChannel(req: runner.ManagerProxyWakeChannelRequest): void {
+    fidl.closeHandlesIn(req);
+    logger.warn('ProxyWakeChannel is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+  }
+
+  addWakeSource(req: runner.ManagerAddWakeSourceRequest): void {
+    fidl.closeHandlesIn(req);
+    logger.warn('AddWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+  }
+
+  removeWakeSource(req: runner.ManagerRemoveWakeSourceRequest): void {
+    fidl.closeHandlesIn(req);
+    logger.warn('RemoveWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name });
+  }
+
+  registerWakeWatcher(req: runner.ManagerRegisterWakeWatcherRequest): void {
+    if (req.watcher === undefined) {
+      logger.warn('RegisterWakeWatcher without a watcher: nothing kept', { channel: this.channel.name });
+      return;
+    }
+    // Kept for the connection's life and never signalled: no container is ever suspended here.
+    this.wakeWatchers.push(req.watcher);
+    logger.info('RegisterWakeWatcher: watcher kept; it will never be signalled on Linux', { channel: this.channel.name });
+  }
+}

@@ -1,0 +1,108 @@
+// One pager: the server side of a fuchsia.starnix.runner/Pager channel, over one NativePager
+// (the native userfaultfd threads that fill pages from the backing).
+//
+// Lifetime, as the seed's: a pager lives while its channel is open or any file it handed out is
+// still held by someone (a handle or a mapping). When both are gone, its threads stop.
+import * as fidl from '../fidl';
+import * as runner from '../gen/fuchsia_starnix_runner';
+import { logger } from '../log';
+import { NativePager, PagerError } from '../pager/native_pager';
+import type { Channel } from '../transport/channel';
+import { Handle } from '../transport/handle';
+import { ServerLimits } from './limits';
+import { ZX, statusName } from './status';
+
+let nextPagerId = 1;
+
+export class PagerInstance {
+  readonly id = nextPagerId++;
+  private readonly binding: fidl.ServerBinding;
+  private channelOpen = true;
+  private stopped = false;
+  private registrations = 0;
+
+  constructor(
+    private readonly nativePager: NativePager,
+    channel: Channel,
+    private readonly limits: ServerLimits,
+    private readonly onStopped: (p: PagerInstance) => void,
+    readonly describe: string,
+  ) {
+    nativePager.onFileForgotten((inode, name) => {
+      logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
+      this.maybeStop();
+    });
+    this.binding = runner.servePager(channel, { registerFile: (req) => this.registerFile(req) }, {
+      onClose: ({ status }) => {
+        this.channelOpen = false;
+        logger.info('pager channel closed', { pager: this.id, channel: channel.name, epitaph: status === null ? 'none' : statusName(status) });
+        this.maybeStop();
+      },
+    });
+    logger.info('pager created', { pager: this.id, channel: channel.name, backing: describe });
+  }
+
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  stats() {
+    return this.nativePager.stats();
+  }
+
+  /** Pager.RegisterFile: a read-only handle to the inode's memfd, paged in on demand. */
+  private registerFile(req: runner.PagerRegisterFileRequest): fidl.Result<runner.PagerRegisterFileResponse, number> {
+    const { name, inodeNum, size, extents } = req;
+    const fail = (status: number, why: string): fidl.Result<runner.PagerRegisterFileResponse, number> => {
+      logger.warn(`RegisterFile refused: ${why}`, { pager: this.id, inode: inodeNum, name, status: statusName(status) });
+      return { ok: false, error: status };
+    };
+    if (name === undefined || inodeNum === undefined || size === undefined || extents === undefined) {
+      const missing = ['name', 'inode_num', 'size', 'extents'].filter((_, i) => [name, inodeNum, size, extents][i] === undefined);
+      return fail(ZX.INVALID_ARGS, `missing ${missing.join(', ')}`);
+    }
+    if (this.nativePager.stats().files >= this.limits.filesPerPager) {
+      return fail(ZX.NO_RESOURCES, `this pager holds ${this.limits.filesPerPager} files already`);
+    }
+    try {
+      const { fd, created } = this.nativePager.registerFile(
+        name,
+        inodeNum,
+        size,
+        extents.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: e.physicalBlock })),
+      );
+      this.registrations++;
+      logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
+      return { ok: true, value: { vmo: new Handle(fd) } };
+    } catch (e) {
+      if (e instanceof PagerError) return fail(e.status, e.message);
+      logger.error('RegisterFile failed unexpectedly', { pager: this.id, inode: inodeNum, error: String(e) });
+      return { ok: false, error: ZX.INTERNAL };
+    }
+  }
+
+  /** Stops the native threads once neither the channel nor any file keeps the pager alive. */
+  private maybeStop(): void {
+    if (this.stopped || this.channelOpen) return;
+    if (this.nativePager.stats().files > 0) return;
+    this.stop();
+  }
+
+  /** Stops now, whoever still holds files (server shutdown): their later faults fail, never zeros. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (!this.binding.closed) this.binding.close();
+    const s = this.nativePager.stats();
+    this.nativePager.stop();
+    logger.info('pager stopped', {
+      pager: this.id,
+      registrations: this.registrations,
+      faults: s.faults,
+      bytesSupplied: String(s.bytesSupplied),
+      bytesZeroed: String(s.bytesZeroed),
+      failures: s.failures,
+    });
+    this.onStopped(this);
+  }
+}

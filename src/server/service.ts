@@ -1,0 +1,137 @@
+// The service: a service directory with two sockets, served until close().
+//   <svc-dir>/fuchsia.starnix.runner.Manager  the real Starnix protocol (CreatePager, ...)
+//   <svc-dir>/starnix.pager.Mapper            this project's own: clients hand over their uffds
+// Each accepted connection is one channel; one bad client never disturbs the others.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as runner from '../gen/fuchsia_starnix_runner';
+import * as mapper from '../gen/starnix_pager';
+import { logger } from '../log';
+import { PagerOptions } from '../pager/native_pager';
+import { Channel } from '../transport/channel';
+import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
+import { DEFAULT_LIMITS, ServerLimits } from './limits';
+import { ManagerConnection } from './manager_server';
+import { MapperConnection } from './mapper_server';
+import { PagerInstance } from './pager_server';
+
+export interface PagerServiceOptions {
+  svcDir: string;
+  /** Pager threads per pager (the seed uses one). */
+  threads?: number;
+  readahead?: PagerOptions['readahead'];
+  dropCache?: boolean;
+  /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
+  allowUids?: number[];
+  limits?: Partial<ServerLimits>;
+}
+
+export interface ServiceStats {
+  connections: number;
+  pagers: number;
+  files: number;
+  faults: number;
+  bytesSupplied: bigint;
+  bytesZeroed: bigint;
+  failures: number;
+}
+
+export class PagerService {
+  readonly svcDir: string;
+  private readonly listeners: ServiceListener[] = [];
+  private readonly connections = new Set<{ close(): void }>();
+  private readonly pagers = new Set<PagerInstance>();
+  private readonly limits: ServerLimits;
+  private readonly pagerOptions: PagerOptions;
+  private closed = false;
+
+  private constructor(opts: PagerServiceOptions) {
+    this.svcDir = opts.svcDir;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.pagerOptions = { threads: opts.threads, readahead: opts.readahead, dropCache: opts.dropCache };
+  }
+
+  /** Binds both sockets in opts.svcDir (created 0700 when missing) and starts serving. */
+  static start(opts: PagerServiceOptions): PagerService {
+    const service = new PagerService(opts);
+    const listenOpts = { allowUids: opts.allowUids };
+    try {
+      service.listeners.push(
+        listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
+        listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
+      );
+    } catch (e) {
+      service.close();
+      throw e;
+    }
+    logger.info('serving', { svcDir: opts.svcDir, protocols: `${runner.ManagerDiscoverableName}, ${mapper.MapperDiscoverableName}` });
+    return service;
+  }
+
+  private acceptManager(ch: Channel, peer: PeerCredentials): void {
+    logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p));
+    this.track(ch, conn);
+  }
+
+  private acceptMapper(ch: Channel, peer: PeerCredentials): void {
+    logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    this.track(ch, new MapperConnection(ch, this.limits));
+  }
+
+  private track(ch: Channel, conn: { close(): void }): void {
+    this.connections.add(conn);
+    ch.once('close', () => this.connections.delete(conn));
+  }
+
+  stats(): ServiceStats {
+    const s: ServiceStats = { connections: this.connections.size, pagers: 0, files: 0, faults: 0, bytesSupplied: 0n, bytesZeroed: 0n, failures: 0 };
+    for (const p of this.pagers) {
+      if (!p.active) {
+        this.pagers.delete(p);
+        continue;
+      }
+      const n = p.stats();
+      s.pagers++;
+      s.files += n.files;
+      s.faults += n.faults;
+      s.bytesSupplied += n.bytesSupplied;
+      s.bytesZeroed += n.bytesZeroed;
+      s.failures += n.failures;
+    }
+    return s;
+  }
+
+  /** Stops listening, closes every connection and stops every pager. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.listeners) l.close();
+    for (const c of [...this.connections]) c.close();
+    for (const p of [...this.pagers]) p.stop();
+    this.pagers.clear();
+    logger.info('service closed', { svcDir: this.svcDir });
+  }
+}
+
+/** An in-process service in a private temporary service directory (the CLI's default). */
+export class EmbeddedService {
+  private constructor(readonly service: PagerService, readonly svcDir: string) {}
+
+  static start(opts: Omit<PagerServiceOptions, 'svcDir'> = {}): EmbeddedService {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'starnix-pager-svc-'));
+    fs.chmodSync(dir, 0o700);
+    try {
+      return new EmbeddedService(PagerService.start({ ...opts, svcDir: dir }), dir);
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.service.close();
+    fs.rmSync(this.svcDir, { recursive: true, force: true });
+  }
+}
