@@ -153,7 +153,9 @@ class Filler {
   int Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done);
   // Builds [cursor, cursor+len) in the transfer buffer. Returns how many leading bytes are
   // good; *err and *err_at tell where the backing failed.
-  uint64_t Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at);
+  // *data_bytes counts the bytes that came from the backing (the rest are zeros).
+  uint64_t Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at,
+                    uint64_t* data_bytes);
   void WakeClient(Attachment& att, uint64_t from, uint64_t to);
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
 
@@ -260,11 +262,13 @@ int Filler::Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done) {
   return 0;
 }
 
-uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at) {
+uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at,
+                          uint64_t* data_bytes) {
   const uint64_t bs = pager_->block_size_;
   const uint64_t end = cursor + len;
   memset(buf_, 0, len);
   *err = 0;
+  *data_bytes = 0;
   auto it = std::partition_point(f.extents.begin(), f.extents.end(), [&](const Extent& e) {
     return static_cast<uint64_t>(e.logical_end) * bs <= cursor;
   });
@@ -278,6 +282,7 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
     int e = 0;
     uint64_t got = PreadFull(pager_->backing_fd_, buf_ + (s - cursor), le - s, phys, &e);
     if (got > 0) DropCache(phys, got, false);
+    *data_bytes += got;
     if (e != 0) {
       *err = e;
       *err_at = s + got;
@@ -334,11 +339,16 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
       case Kind::kAssemble: {
         int read_err = 0;
         uint64_t err_at = 0;
-        uint64_t good = Assemble(f, cursor, p.len, &read_err, &err_at);
+        uint64_t data_bytes = 0;
+        uint64_t good = Assemble(f, cursor, p.len, &read_err, &err_at, &data_bytes);
         uint64_t good_pages = RoundDown(good, page_);
         if (good_pages > 0) {
           err = Copy(f, cursor, buf_, good_pages, &done, &copied);
-          pager_->bytes_supplied_ += copied;
+          // Split what went in between backing data and zero fill (approximate when some
+          // pages were already present).
+          uint64_t data = std::min(data_bytes, copied);
+          pager_->bytes_supplied_ += data;
+          pager_->bytes_zeroed_ += copied - data;
         }
         if (err == 0 && read_err != 0) {
           // The good pages before the bad one are in; the page holding the error is not.
