@@ -8,8 +8,9 @@
 //   - writes: sendmsg directly; on EAGAIN the message is queued here (bytes copied, fds kept open)
 //     and sent when the socket becomes writable. The queue is capped so that a slow reader cannot
 //     make us grow without bound; past the cap Send() reports overflow and JS closes the channel.
-// While the poll is active the object holds a reference to itself (it cannot be collected while
-// the kernel may still call back into it); an unreferenced, inactive one closes its fd when collected.
+// While the poll is active the object holds a reference to itself and to its callback (it cannot
+// be collected while the kernel may still call back into it); an unreachable, idle one (never
+// started, nothing queued) closes its fd when collected.
 //
 // The JS callback is onEvent(kind, a, b):
 //   kind 0 (messages): a = flat array [Buffer, fds (number[] | undefined), Buffer, fds, ...]
@@ -129,7 +130,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       return;
     }
     fd_ = fd;
-    on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
+    // Weak while idle, so that an unreachable, idle channel can be collected (and its fd closed);
+    // the JS side holds the function too. Strong while the poll is active (see UpdatePoll).
+    on_event_ = Napi::Weak(info[1].As<Napi::Function>());
     max_queued_bytes_ = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
     async_context_ = std::make_unique<Napi::AsyncContext>(env, "StarnixChannel", info.This().As<Napi::Object>());
   }
@@ -317,6 +320,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     poll_events_ = events;
     if (!self_ref_) {
       Ref();  // the kernel may call back: stay alive until the poll stops
+      on_event_.Ref();
       self_ref_ = true;
     }
     return 0;
@@ -331,6 +335,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   void DropSelfRef() {
     if (self_ref_) {
       self_ref_ = false;
+      on_event_.Unref();
       Unref();
     }
   }
@@ -501,7 +506,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   // Calls onEvent as a fresh macrotask (MakeCallback runs microtasks and nextTicks afterwards).
   // A throwing listener is an uncaught exception, as with any EventEmitter fed by the loop.
   void Call(int kind, Napi::Value a, Napi::Value b) {
-    if (on_event_.IsEmpty()) return;
+    if (on_event_.IsEmpty() || on_event_.Value().IsEmpty()) return;
     Napi::Env env = Env();
     on_event_.MakeCallback(Value(), {Napi::Number::New(env, kind), a, b}, *async_context_);
     if (env.IsExceptionPending()) {

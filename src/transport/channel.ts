@@ -76,6 +76,7 @@ interface NativeChannel {
 export class Channel extends EventEmitter {
   readonly name: string;
   private readonly nativeChannel: NativeChannel;
+  private readonly onNativeEventBound: (kind: number, a: unknown, b: unknown) => void;
   private isClosed = false;
   private whyClosed = 0;
   private droppedWithoutListener = 0;
@@ -84,7 +85,9 @@ export class Channel extends EventEmitter {
     super();
     this.name = opts.name ?? defaultName();
     const maxQueued = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.nativeChannel = new native.NativeChannel(fd, this.onNativeEvent.bind(this), maxQueued) as NativeChannel;
+    // The native side holds this function weakly while idle: keep it alive as long as we are.
+    this.onNativeEventBound = this.onNativeEvent.bind(this);
+    this.nativeChannel = new native.NativeChannel(fd, this.onNativeEventBound, maxQueued) as NativeChannel;
   }
 
   /** A connected pair (socketpair): what one end sends, the other receives. */

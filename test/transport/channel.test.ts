@@ -265,6 +265,25 @@ describe('Channel limits and errors', () => {
     b.close();
   });
 
+  test('empty messages and views into larger buffers arrive as sent; close() emits close once', async () => {
+    const [a, b] = Channel.pair();
+    const inbox = new Inbox(b);
+    b.start();
+    a.send(new Uint8Array(0), []);
+    const backing = Buffer.from('0123456789');
+    a.send(backing.subarray(3, 7), []);
+    expect((await inbox.next()).bytes.length).toBe(0);
+    expect((await inbox.next()).bytes.toString()).toBe('3456');
+    let closes = 0;
+    a.on('close', () => (closes += 1));
+    const peerSaw = waitFor(b, 'close');
+    a.close();
+    a.close();
+    await peerSaw;
+    await new Promise((r) => setImmediate(r));
+    expect(closes).toBe(1);
+  });
+
   test('fromHandle refuses what is not a SEQPACKET socket', () => {
     const m = createMemfd('not-a-socket');
     expectChannelError(() => Channel.fromHandle(m), -12);
