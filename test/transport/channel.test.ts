@@ -131,6 +131,17 @@ describe('Channel between two processes', () => {
     peer.channel.close();
   });
 
+  test('idle channels nobody holds are collected and close their fds', async () => {
+    const peer = spawnPeer('gc', [], { nodeArgs: ['--expose-gc'] });
+    const inbox = new Inbox(peer.channel);
+    peer.channel.start();
+    const [before, mid, after] = (await inbox.next()).bytes.toString().split(' ').map(Number);
+    expect(mid).toBe(before + 200);
+    expect(after).toBe(before);
+    peer.channel.close();
+    expect(await peer.exited).toBe(0);
+  });
+
   test('fds that arrive while nobody listens are closed', async () => {
     const peer = spawnPeer('nolistener');
     peer.channel.start();

@@ -17,11 +17,15 @@ export interface Peer {
 }
 
 /** Starts the peer in `mode` with one end of a new channel as its fd 3; we keep the other end. */
-export function spawnPeer(mode: string, extraArgs: string[] = [], opts: { uid?: number; gid?: number } = {}): Peer {
+export function spawnPeer(
+  mode: string,
+  extraArgs: string[] = [],
+  opts: { uid?: number; gid?: number; nodeArgs?: string[] } = {},
+): Peer {
   if (!fs.existsSync(PEER_JS)) throw new Error(`${PEER_JS} is missing: run \`npx tsc -p .\` first`);
   const [mine, theirs] = Channel.pair();
   const theirHandle = theirs.toHandle();
-  const child = spawn(process.execPath, [PEER_JS, mode, ...extraArgs], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), PEER_JS, mode, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit', theirHandle.fd],
     uid: opts.uid,
     gid: opts.gid,

@@ -6,6 +6,7 @@
 //               at offset 0, sends "seen:<memfd text>" through the channel end, and answers on the
 //               main channel with a JSON report of the handle kinds.
 //   nolistener  starts the channel with no 'message' listener (arriving handles must be closed).
+//   gc          (with --expose-gc) drops 100 idle pairs, collects, answers fd counts "before mid after".
 //   unref       starts the channel, unrefs it, and should exit at once with the channel still open.
 //   close-on-message  closes the channel when the first message arrives.
 //   connect SVC_DIR PROTOCOL  connects to a service and prints "connected" or "error CODE".
@@ -62,6 +63,25 @@ function main(): void {
       break;
     case 'nolistener':
       break;
+    case 'gc': {
+      // Run with --expose-gc: idle channels nobody holds are collected and close their fds;
+      // a started one stays open (it is listening). Answers "before mid after".
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (!gc) throw new Error('peer gc: run node with --expose-gc');
+      const before = openFdCount();
+      (() => {
+        for (let i = 0; i < 100; i++) Channel.pair();
+      })();
+      const mid = openFdCount();
+      void (async () => {
+        for (let i = 0; i < 5; i++) {
+          gc();
+          await new Promise((r) => setImmediate(r));
+        }
+        ch.send(Buffer.from(`${before} ${mid} ${openFdCount()}`), []);
+      })();
+      break;
+    }
     case 'unref':
       // Open and started, but unref'd: must not keep this process alive.
       ch.on('message', () => undefined);
