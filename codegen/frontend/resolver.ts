@@ -122,38 +122,46 @@ export class Resolver {
   }
 
   private collectMethod(lib: Library, p: ast.ProtocolDecl, m: ast.MethodAst, register: (d: Decl) => void): void {
+    // Names follow fidlc's NamingContext: requests and responses are `<P><M>Request` /
+    // `<P><M>Response` with context [P, M, 'Request'|'Response']; event payloads are named like
+    // requests. When a method needs a result union (error syntax, or flexible two-way), the
+    // union is `<P>_<M>_Result` (context [P, M, 'Response']), its success layout
+    // `<P>_<M>_Response` (context [..., 'response']) and an anonymous error layout `<P>_<M>_Error`.
     const isEvent = m.request === undefined;
-    const prefix = p.name + upperCamel(m.name);
-    // Event payloads are named like requests, as fidlc does (`ProtocolOnThingRequest`).
+    const prefix = upperCamel(p.name) + upperCamel(m.name);
     const reqPayload = isEvent ? m.response?.payload : m.request?.payload;
     if (reqPayload) this.collectPayload(lib, reqPayload, prefix + 'Request', [p.name, m.name, 'Request'], register);
-    if (!isEvent && m.response?.payload) {
-      this.collectPayload(lib, m.response.payload, prefix + 'Response', [p.name, m.name, 'Response'], register);
-    }
-    if (m.error) this.collectTypeCtorAs(lib, m.error, prefix + 'Error', [p.name, m.name, 'Error'], register);
+    if (isEvent || m.response === undefined) return;
+    const responseContext = [p.name, m.name, 'Response'];
     const flexible = m.strictness !== 'strict';
-    if (!isEvent && m.response !== undefined && (m.error !== undefined || flexible)) {
-      const extras: { result?: UnionDecl; emptySuccess?: StructDecl } = {};
-      if (!m.response.payload) {
-        const empty: StructDecl = {
-          kind: 'struct', name: `${p.name}_${m.name}_Response`, library: lib, attrs: [], loc: m.loc,
-          namingContext: [p.name, m.name, 'Response'],
-          layout: { kind: 'struct', resource: false, members: [], loc: m.loc },
-          resource: false, members: [], isEmptySuccessStruct: true,
-        };
-        register(empty);
-        extras.emptySuccess = empty;
-      }
-      const result: UnionDecl = {
-        kind: 'union', name: `${p.name}_${m.name}_Result`, library: lib, attrs: [], loc: m.loc,
-        namingContext: [p.name, m.name, 'Result'],
-        layout: { kind: 'union', strictness: 'strict', resource: false, members: [], loc: m.loc },
-        resource: false, strict: true, members: [], isResult: true,
-      };
-      register(result);
-      extras.result = result;
-      this.methodExtras.set(m, extras);
+    if (m.error === undefined && !flexible) {
+      if (m.response.payload) this.collectPayload(lib, m.response.payload, prefix + 'Response', responseContext, register);
+      return;
     }
+    const extras: { result?: UnionDecl; emptySuccess?: StructDecl } = {};
+    const successName = `${p.name}_${m.name}_Response`;
+    const successContext = [...responseContext, 'response'];
+    if (m.response.payload) {
+      this.collectPayload(lib, m.response.payload, successName, successContext, register);
+    } else {
+      const empty: StructDecl = {
+        kind: 'struct', name: successName, library: lib, attrs: [], loc: m.loc, namingContext: successContext,
+        layout: { kind: 'struct', resource: false, members: [], loc: m.loc },
+        resource: false, members: [], isEmptySuccessStruct: true,
+      };
+      register(empty);
+      extras.emptySuccess = empty;
+    }
+    if (m.error) this.collectPayload(lib, m.error, `${p.name}_${m.name}_Error`, [...responseContext, 'err'], register);
+    const result: UnionDecl = {
+      kind: 'union', name: `${p.name}_${m.name}_Result`, library: lib, attrs: [], loc: m.loc,
+      namingContext: responseContext,
+      layout: { kind: 'union', strictness: 'strict', resource: false, members: [], loc: m.loc },
+      resource: false, strict: true, members: [], isResult: true,
+    };
+    register(result);
+    extras.result = result;
+    this.methodExtras.set(m, extras);
   }
 
   private collectPayload(lib: Library, ctor: ast.TypeCtor, name: string, context: string[], register: (d: Decl) => void): void {
@@ -162,10 +170,6 @@ export class Resolver {
     } else {
       this.collectTypeCtor(lib, ctor, context, register);
     }
-  }
-
-  private collectTypeCtorAs(lib: Library, ctor: ast.TypeCtor, name: string, context: string[], register: (d: Decl) => void): void {
-    this.collectPayload(lib, ctor, name, context, register);
   }
 
   /** Finds inline layouts inside a type constructor (also inside vector<...> parameters). */

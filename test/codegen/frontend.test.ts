@@ -83,7 +83,7 @@ describe('fuchsia.starnix.runner', () => {
   test('error and flexible responses are result unions, as fidlc makes them', () => {
     const reg = method('Pager', 'RegisterFile');
     expect(reg.has_error).toBe(true);
-    expect((reg.maybe_response_success_type as IrIdentifierType).identifier).toBe(N('PagerRegisterFileResponse'));
+    expect((reg.maybe_response_success_type as IrIdentifierType).identifier).toBe(N('Pager_RegisterFile_Response'));
     // zx.Status is an alias of int32: the IR carries the aliased type.
     expect(reg.maybe_response_err_type).toMatchObject({ kind_v2: 'primitive', subtype: 'int32' });
     const result = decl(runner.union_declarations, N('Pager_RegisterFile_Result'));
@@ -93,6 +93,15 @@ describe('fuchsia.starnix.runner', () => {
     expect(result.members.map((m) => [m.ordinal, m.name, m.type.kind_v2])).toEqual([
       [1, 'response', 'identifier'], [2, 'err', 'primitive'], [3, 'framework_err', 'internal'],
     ]);
+
+    // fidlc's NamingContext: the result union takes the response context, and the user's
+    // anonymous success layout the `response` member context with the name P_M_Response
+    // (Rust bindings spell it PagerRegisterFileResponse, dropping the underscores).
+    expect(result.naming_context).toEqual(['Pager', 'RegisterFile', 'Response']);
+    expect(decl(runner.table_declarations, N('Pager_RegisterFile_Response')).naming_context)
+      .toEqual(['Pager', 'RegisterFile', 'Response', 'response']);
+    expect(decl(runner.table_declarations, N('PagerRegisterFileRequest')).naming_context)
+      .toEqual(['Pager', 'RegisterFile', 'Request']);
 
     const suspend = method('Manager', 'SuspendContainer');
     expect(suspend.maybe_response_err_type).toMatchObject({ kind_v2: 'identifier', identifier: N('SuspendError') });
@@ -124,7 +133,7 @@ describe('fuchsia.starnix.runner', () => {
       // job(4,in) eventpair(4,in) duration(8): 3*8 + 8 = 32.
       ['ManagerSuspendContainerRequest', shape(16, 8, 2, 2, 32, true, true)],
       // duration(8) string:1024 (16 + 1024): 2*8 + 8 + 1040 = 1064; string adds a level.
-      ['ManagerSuspendContainerResponse', shape(16, 8, 3, 0, 1064, true, true)],
+      ['Manager_SuspendContainer_Response', shape(16, 8, 3, 0, 1064, true, true)],
       // job, chan, chan (in), string:1024 (16+1024), counter (in): 5*8 + 1040 = 1080.
       ['ManagerProxyWakeChannelRequest', shape(16, 8, 3, 4, 1080, true, true)],
       // job(in), string:1024 (1040), handle(in), signals u32(in): 4*8 + 1040 = 1072.
@@ -135,12 +144,12 @@ describe('fuchsia.starnix.runner', () => {
       ['ManagerCreatePagerRequest', shape(16, 8, 2, 2, 32, true, true)],
       // string:MAX is unbounded: out-of-line saturates at 2^32-1.
       ['PagerRegisterFileRequest', shape(16, 8, 3, 0, MAX, true, true)],
-      ['PagerRegisterFileResponse', shape(16, 8, 2, 1, 8, true, true)],
+      ['Pager_RegisterFile_Response', shape(16, 8, 2, 1, 8, true, true)],
     ];
     for (const [name, expected] of tables) {
       expect([name, decl(runner.table_declarations, N(name)).type_shape_v2]).toEqual([name, expected]);
     }
-    expect(runner.table_declarations.every((t) => t.resource === !['ManagerSuspendContainerResponse', 'PagerRegisterFileRequest']
+    expect(runner.table_declarations.every((t) => t.resource === !['Manager_SuspendContainer_Response', 'PagerRegisterFileRequest']
       .includes(t.name.split('/')[1]))).toBe(true);
 
     // Unions: inline 16 (ordinal + envelope); out of line: the largest member over 4 bytes,
@@ -268,7 +277,9 @@ describe('fixture library with every construct', () => {
     expect(table('Deep').naming_context).toEqual(['Outer', 'inner', 'deep']);
     expect(struct('ThingTellRequest').naming_context).toEqual(['Thing', 'Tell', 'Request']);
     expect(table('ThingAskRequest')).toBeDefined();
-    expect(struct('ThingAskResponse')).toBeDefined();
+    expect(struct('ThingAskResponse').naming_context).toEqual(['Thing', 'Ask', 'Response']);
+    expect(union('ThingOnEventRequest').naming_context).toEqual(['Thing', 'OnEvent', 'Request']);
+    expect(struct('Thing_Nothing_Response').naming_context).toEqual(['Thing', 'Nothing', 'Response', 'response']);
     expect(union('ThingOnEventRequest')).toBeDefined();
     expect(struct('HalfFireRequest').resource).toBe(true);
   });
@@ -293,7 +304,7 @@ describe('fixture library with every construct', () => {
   test('protocols: composition, events, selectors, strictness, error', () => {
     const thing = decl(fx.protocol_declarations, N('Thing'));
     const m = new Map(thing.methods.map((x) => [x.name, x]));
-    expect([...m.keys()]).toEqual(['Tell', 'Ask', 'Try', 'Nothing', 'Fail', 'Renamed', 'OnEvent', 'OnEmpty', 'Ping']);
+    expect([...m.keys()]).toEqual(['Tell', 'Ask', 'Try', 'Nothing', 'Fail', 'Oops', 'Renamed', 'OnEvent', 'OnEmpty', 'Ping']);
     expect(thing.composed_protocols.map((c) => c.name)).toEqual(['fixture.dep/Base']);
     expect(thing.maybe_attributes?.map((a) => a.name)).toEqual(['discoverable', 'transitional']);
     // Composed methods keep the ordinal of the protocol that declares them.
@@ -318,6 +329,13 @@ describe('fixture library with every construct', () => {
     // A strict method with error: no framework_err.
     expect(union('Thing_Fail_Result').members.map((x) => x.name)).toEqual(['response', 'err']);
     expect(struct('Thing_Fail_Response').is_empty_success_struct).toBe(true);
+    // Anonymous success and error layouts of a result union.
+    expect(m.get('Oops')).toMatchObject({
+      maybe_response_success_type: { identifier: N('Thing_Oops_Response') },
+      maybe_response_err_type: { identifier: N('Thing_Oops_Error') },
+    });
+    expect(struct('Thing_Oops_Response').is_empty_success_struct).toBe(false);
+    expect(decl(fx.enum_declarations, N('Thing_Oops_Error'))).toMatchObject({ type: 'int32', naming_context: ['Thing', 'Oops', 'Response', 'err'] });
     expect(decl(fx.protocol_declarations, N('Half')).openness).toBe('ajar');
     expect(decl(lib(roots, 'fixture.dep').protocol_declarations, 'fixture.dep/Base').openness).toBe('closed');
   });
