@@ -85,7 +85,7 @@ export interface ManagerSuspendContainerResponse {
   suspendTime?: bigint;
   resumeReason?: string;
 }
-export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerResponse', false, false, () => [
+export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Response', false, false, () => [
   { ordinal: 1, name: 'suspendTime', type: fidl.int64 },
   { ordinal: 2, name: 'resumeReason', type: fidl.string(1024) },
 ]);
@@ -145,7 +145,7 @@ export const PagerRegisterFileRequestCoding: fidl.TableDecl = new fidl.TableDecl
 export interface PagerRegisterFileResponse {
   vmo?: fidl.Handle;
 }
-export const PagerRegisterFileResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/PagerRegisterFileResponse', true, false, () => [
+export const PagerRegisterFileResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Pager_RegisterFile_Response', true, false, () => [
   { ordinal: 1, name: 'vmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
 ]);
 
@@ -395,13 +395,13 @@ export const types: Readonly<Record<string, fidl.FidlType>> = {
   ManagerRegisterWakeWatcherRequest: fidl.table(ManagerRegisterWakeWatcherRequestCoding),
   ManagerRemoveWakeSourceRequest: fidl.table(ManagerRemoveWakeSourceRequestCoding),
   ManagerSuspendContainerRequest: fidl.table(ManagerSuspendContainerRequestCoding),
-  ManagerSuspendContainerResponse: fidl.table(ManagerSuspendContainerResponseCoding),
   Manager_RegisterWakeWatcher_Response: fidl.struct(ManagerRegisterWakeWatcherResponseCoding),
   Manager_RegisterWakeWatcher_Result: fidl.union(ManagerRegisterWakeWatcherResultCoding),
+  Manager_SuspendContainer_Response: fidl.table(ManagerSuspendContainerResponseCoding),
   Manager_SuspendContainer_Result: fidl.union(ManagerSuspendContainerResultCoding),
   PagerExtent: fidl.struct(PagerExtentCoding),
   PagerRegisterFileRequest: fidl.table(PagerRegisterFileRequestCoding),
-  PagerRegisterFileResponse: fidl.table(PagerRegisterFileResponseCoding),
+  Pager_RegisterFile_Response: fidl.table(PagerRegisterFileResponseCoding),
   Pager_RegisterFile_Result: fidl.union(PagerRegisterFileResultCoding),
   SuspendError: fidl.enumType(SuspendErrorCoding),
 };
