@@ -1,0 +1,97 @@
+// What the reading commands share: a connection to a server (a running one with --svc-dir, or an
+// embedded in-process one by default), and streaming a file's paged bytes to an output.
+import * as fs from 'fs';
+import { FileMapping, FileRegistration, PagerClientConnection, RemotePager } from '../client';
+import { EmbeddedService, PagerServiceOptions } from '../server/service';
+import { ServiceDirError } from '../transport/service_dir';
+import { CliError } from './errors';
+import { Progress } from './progress';
+
+/** Reads go through the mapping in chunks this large (each a few read-ahead windows). */
+const CHUNK = 4 * 1024 * 1024;
+
+export class PagerSession {
+  private constructor(
+    readonly connection: PagerClientConnection,
+    private readonly embedded: EmbeddedService | null,
+  ) {}
+
+  static open(svcDir: string | undefined, serviceOptions: Omit<PagerServiceOptions, 'svcDir'> = {}): PagerSession {
+    if (svcDir === undefined) {
+      const embedded = EmbeddedService.start(serviceOptions);
+      return new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded);
+    }
+    try {
+      return new PagerSession(PagerClientConnection.connect(svcDir), null);
+    } catch (e) {
+      if (e instanceof ServiceDirError) throw new CliError(`server unreachable: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** CreatePager over the image file at `imagePath` (its fd travels to the server). */
+  createPager(imagePath: string, blockSize: number): RemotePager {
+    let fd: number;
+    try {
+      fd = fs.openSync(imagePath, 'r');
+    } catch (e) {
+      throw new CliError(`cannot open ${imagePath}: ${(e as Error).message}`);
+    }
+    return this.connection.createPager(fd, blockSize);
+  }
+
+  close(): void {
+    this.connection.close();
+    this.embedded?.close();
+  }
+}
+
+/** Writes to a stream, waiting when it asks us to (a slow pipe must not make us buffer the file). */
+export async function writeAll(out: NodeJS.WritableStream, buf: Uint8Array): Promise<void> {
+  if (buf.length === 0) return;
+  if (!out.write(buf)) await new Promise<void>((resolve, reject) => {
+    const onDrain = () => { out.off('error', onError); resolve(); };
+    const onError = (e: Error) => { out.off('drain', onDrain); reject(e); };
+    out.once('drain', onDrain);
+    out.once('error', onError);
+  });
+}
+
+/**
+ * Registers the file with `pager`, maps it and streams [offset, offset+length) of it to `out`.
+ * Every byte comes through the mapping, so through the pager's page faults.
+ */
+export async function streamFile(
+  pager: RemotePager,
+  reg: FileRegistration,
+  out: NodeJS.WritableStream,
+  range: { offset?: bigint; length?: bigint } = {},
+): Promise<bigint> {
+  const file = await pager.registerFile(reg);
+  let mapping: FileMapping | null = null;
+  try {
+    mapping = await file.map();
+    const start = range.offset ?? 0n;
+    const end = range.length === undefined ? reg.size : start + range.length > reg.size ? reg.size : start + range.length;
+    if (start > reg.size) throw new CliError(`offset ${start} is past the end of the file (${reg.size} bytes)`);
+    const progress = new Progress(Number(end - start), reg.name);
+    for (let at = start; at < end; ) {
+      const n = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK));
+      let buf: Buffer;
+      try {
+        buf = await mapping.readAsync(at, n);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new CliError(`read of ${reg.name} failed at bytes ${at}..${at + BigInt(n)}: ${code ?? ''} ${(e as Error).message}`.trim());
+      }
+      await writeAll(out, buf);
+      progress.advance(n);
+      at += BigInt(n);
+    }
+    progress.finish();
+    return end - start;
+  } finally {
+    mapping?.close();
+    file.close();
+  }
+}
