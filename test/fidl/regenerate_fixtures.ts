@@ -1,8 +1,7 @@
-// Writes the modules generated from the hand-built IR fixtures:
-//   src/gen/{zx,fuchsia_starnix_runner,starnix_pager}.ts  (only with --src: until the front end
-//       compiles fidl/*.fidl, these are the checked-in bindings)
-//   test/fidl/gen/test_kitchen.ts (test-only library with the shapes the real ones lack)
-// Run: npx tsc -p . && node dist/test/fidl/regenerate_fixtures.js [--src]
+// Writes test/fidl/gen/test_kitchen.ts, generated from the hand-built kitchen-sink IR fixture
+// (a test-only library with the shapes the real ones lack). src/gen itself comes from
+// `npm run codegen` (front end + back end), not from here.
+// Run: npx tsc -p . && node dist/test/fidl/regenerate_fixtures.js
 import * as fs from 'fs';
 import * as path from 'path';
 import { generateTypeScript } from '../../codegen/backend';
@@ -19,10 +18,4 @@ export function kitchenModule(): string {
 if (require.main === module) {
   const repo = path.resolve(__dirname, '..', '..', '..');
   fs.writeFileSync(path.join(repo, 'test/fidl/gen/test_kitchen.ts'), kitchenModule());
-  if (process.argv.includes('--src')) {
-    for (const f of generateTypeScript([zxFixture(), runnerFixture(), pagerFixture()])) {
-      fs.mkdirSync(path.join(repo, 'src/gen'), { recursive: true });
-      fs.writeFileSync(path.join(repo, 'src/gen', f.path), f.content);
-    }
-  }
 }
