@@ -12,6 +12,7 @@
 import * as path from 'path';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
+import '../fidl_linux';
 import { native } from '../native';
 import { Channel } from '../transport/channel';
 import { Handle } from '../transport/handle';

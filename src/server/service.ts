@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
+import '../fidl_linux';
 import { logger } from '../log';
 import { PagerOptions } from '../pager/native_pager';
 import { Channel } from '../transport/channel';
