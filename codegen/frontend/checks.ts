@@ -44,43 +44,21 @@ export function checkResourceness(lib: Library): void {
   }
 }
 
-/**
- * Layouts referenced by a type. `inline` selects only the references that are not behind an
- * optional/boxed indirection: those must not form cycles (fidlc's "include cycle"); any
- * reference counts for recursion.
- */
-export function referencedLayouts(t: Type, inlineOnly: boolean): LayoutDecl[] {
+/** Layouts a type refers to, through any indirection (for recursion; include cycles are sort.ts's). */
+function referencedLayouts(t: Type): LayoutDecl[] {
   switch (t.kind) {
     case 'vector':
     case 'array':
-      return referencedLayouts(t.element, inlineOnly);
+      return referencedLayouts(t.element);
     case 'identifier':
-      return inlineOnly && t.nullable ? [] : [t.decl];
+      return [t.decl];
     default:
       return [];
   }
 }
 
-function edges(d: LayoutDecl, inlineOnly: boolean): LayoutDecl[] {
-  return memberTypes(d).flatMap((m) => referencedLayouts(m.type, inlineOnly));
-}
-
-export function checkIncludeCycles(lib: Library): void {
-  const state = new Map<LayoutDecl, 'visiting' | 'done'>();
-  const visit = (d: LayoutDecl, path: LayoutDecl[]): void => {
-    const s = state.get(d);
-    if (s === 'done') return;
-    if (s === 'visiting') {
-      const cycle = [...path.slice(path.indexOf(d)), d].map((x) => x.name).join(' -> ');
-      fail('include-cycle', d.loc, `include cycle: ${cycle} (break it with box<...> or an optional reference)`);
-    }
-    state.set(d, 'visiting');
-    for (const next of edges(d, true)) visit(next, [...path, d]);
-    state.set(d, 'done');
-  };
-  for (const d of lib.ordered) {
-    if (d.kind === 'struct' || d.kind === 'table' || d.kind === 'union') visit(d, []);
-  }
+function edges(d: LayoutDecl): LayoutDecl[] {
+  return memberTypes(d).flatMap((m) => referencedLayouts(m.type));
 }
 
 /** Layouts that reach themselves through any chain of references (through indirections). */
@@ -90,7 +68,7 @@ export function findRecursive(libs: Library[]): Set<LayoutDecl> {
     for (const d of lib.ordered) {
       if (d.kind !== 'struct' && d.kind !== 'table' && d.kind !== 'union') continue;
       const seen = new Set<LayoutDecl>();
-      const stack = [...edges(d, false)];
+      const stack = [...edges(d)];
       while (stack.length > 0) {
         const x = stack.pop()!;
         if (x === d) {
@@ -99,7 +77,7 @@ export function findRecursive(libs: Library[]): Set<LayoutDecl> {
         }
         if (seen.has(x)) continue;
         seen.add(x);
-        stack.push(...edges(x, false));
+        stack.push(...edges(x));
       }
     }
   }

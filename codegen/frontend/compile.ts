@@ -2,12 +2,13 @@
 import { readFileSync } from 'fs';
 import type { IrRoot } from '../ir';
 import type { FileAst } from './ast';
-import { checkIncludeCycles, checkProtocols, checkResourceness, findRecursive } from './checks';
+import { checkProtocols, checkResourceness, findRecursive } from './checks';
 import { Emitter } from './emit';
 import { FidlCompileError } from './errors';
 import { Library } from './model';
 import { parseFile } from './parser';
 import { Resolver } from './resolver';
+import { sortDeclarations } from './sort';
 import { ShapeCalculator } from './typeshape';
 
 /** A source given by content rather than by path (tests, tools). */
@@ -34,7 +35,7 @@ export function compileSources(sources: FidlSource[]): IrRoot[] {
     resolver.collect(lib);
     resolver.resolve(lib);
     checkResourceness(lib);
-    checkIncludeCycles(lib);
+    lib.declarationOrder = sortDeclarations(lib);
     checkProtocols(lib);
   }
   const emitter = new Emitter(resolver, new ShapeCalculator(findRecursive(libraries)));

@@ -4,7 +4,7 @@
 import * as ast from './ast';
 import type * as ir from '../ir';
 import type { SourceLocation } from './errors';
-import { allMethods, referencedLayouts } from './checks';
+import { allMethods } from './checks';
 import {
   Decl, EnumDecl, BitsDecl, LayoutDecl, Library, Method, ProtocolDecl, StructDecl, TableDecl, Type, UnionDecl, fqn,
 } from './model';
@@ -253,65 +253,6 @@ export class Emitter {
     return out;
   }
 
-  // ---- ordering -----------------------------------------------------------------------------
-
-  /** Same-library declarations a declaration needs declared first (inline uses only). */
-  private dependencies(d: Decl): Decl[] {
-    const fromType = (t: Type): Decl[] => {
-      const out: Decl[] = referencedLayouts(t, true);
-      if (t.kind === 'handle') out.push(t.resource);
-      if (t.kind === 'vector' || t.kind === 'array') out.push(...fromType(t.element).filter((x) => x.kind === 'resource'));
-      return out;
-    };
-    let deps: Decl[] = [];
-    switch (d.kind) {
-      case 'struct':
-        deps = d.members.flatMap((m) => fromType(m.type));
-        break;
-      case 'table':
-      case 'union':
-        deps = d.members.flatMap((m) => (m.used ? fromType(m.used.type) : []));
-        break;
-      case 'alias':
-        deps = fromType(d.type!);
-        break;
-      case 'const': {
-        deps = fromType(d.type!);
-        const ref = d.value!.ir;
-        if (ref.kind === 'identifier') {
-          const target = d.library.decls.get(ref.identifier.split('/')[1]?.split('.')[0] ?? '');
-          if (target) deps.push(target);
-        }
-        break;
-      }
-      case 'resource':
-        deps = [d.subtypeEnum, d.rightsBits].filter((x): x is EnumDecl | BitsDecl => x !== undefined);
-        break;
-      case 'protocol':
-        deps = [
-          ...d.composes.map((c) => c.protocol),
-          ...d.methods.flatMap((m) => [m.requestPayload, m.responsePayload].filter((x): x is LayoutDecl => x !== undefined)),
-        ];
-        break;
-      default:
-        break;
-    }
-    return deps.filter((x) => x.library === d.library && x !== d);
-  }
-
-  private declarationOrder(lib: Library): string[] {
-    const done = new Set<Decl>();
-    const order: string[] = [];
-    const visit = (d: Decl): void => {
-      if (done.has(d)) return;
-      done.add(d);
-      for (const dep of byName(this.dependencies(d).map((x) => ({ name: fqn(x), decl: x })))) visit(dep.decl);
-      order.push(fqn(d));
-    };
-    for (const { decl } of byName(lib.ordered.map((decl) => ({ name: fqn(decl), decl })))) visit(decl);
-    return order;
-  }
-
   // ---- library ------------------------------------------------------------------------------
 
   private externalDecl(d: Decl): ir.IrExternalDecl {
@@ -379,7 +320,7 @@ export class Emitter {
         type: this.type(d.type!),
       })),
       new_type_declarations: [],
-      declaration_order: this.declarationOrder(lib),
+      declaration_order: (lib.declarationOrder ?? []).map(fqn),
       declarations,
     };
   }

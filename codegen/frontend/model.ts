@@ -16,9 +16,14 @@ export interface Library {
   ordered: Decl[];
   /** Whether the library declared @available (selects the IR platform). */
   versioned: boolean;
+  /** fidlc's declaration order, set once the library is resolved (sort.ts). */
+  declarationOrder?: Decl[];
 }
 
-export type Type =
+/** A resolved type; `fromAlias` records the alias it was written through (fidlc sorts by it). */
+export type Type = TypeBody & { fromAlias?: AliasDecl };
+
+type TypeBody =
   | { kind: 'primitive'; subtype: IrPrimitiveSubtype }
   | { kind: 'string'; maxSize?: number; nullable: boolean }
   | { kind: 'vector'; element: Type; maxSize?: number; nullable: boolean }
@@ -100,6 +105,8 @@ export interface EnumBitsMember {
   loc: SourceLocation;
   value: bigint;
   constant: IrConstant;
+  /** Declarations the value expression names. */
+  refs: Decl[];
 }
 
 export interface EnumDecl extends DeclBase {
@@ -165,6 +172,8 @@ export interface ConstValue {
   /** Set when the value is a float literal (kept as its source text). */
   float?: boolean;
   ir: IrConstant;
+  /** Declarations the expression names (constants, enums/bits of members). */
+  refs: Decl[];
 }
 
 export function fqn(decl: { name: string; library: Library }): string {

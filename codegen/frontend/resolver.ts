@@ -351,7 +351,7 @@ export class Resolver {
       if (d.kind === 'bits' && (value === 0n || (value & (value - 1n)) !== 0n)) {
         fail('bad-constant', m.loc, `bits member '${name}' must be a power of two, not ${value}`);
       }
-      const member: EnumBitsMember = { name, attrs: m.attrs, loc: m.loc, value, constant: cv.ir };
+      const member: EnumBitsMember = { name, attrs: m.attrs, loc: m.loc, value, constant: cv.ir, refs: cv.refs };
       seenNames.set(canonical(name), member);
       seenValues.set(value, member);
       d.members.push(member);
@@ -514,7 +514,7 @@ export class Resolver {
         if (ctor.params.length > 0) fail('bad-type', loc, `'${d.name}' takes no type parameters`);
         switch (d.kind) {
           case 'alias':
-            base = { ...this.resolveAlias(d) } as Type;
+            base = { ...this.resolveAlias(d), fromAlias: d } as Type;
             break;
           case 'struct':
           case 'table':
@@ -712,16 +712,16 @@ export class Resolver {
           if (type.maxSize !== undefined && Buffer.byteLength(s) > type.maxSize) {
             fail('bad-constant', e.loc, `string of ${Buffer.byteLength(s)} bytes exceeds the bound ${type.maxSize}`);
           }
-          return { value: s, ir: literalValue(s) };
+          return { value: s, ir: literalValue(s), refs: [] };
         }
         if (e.literalKind === 'bool') {
           if (type.kind !== 'primitive' || type.subtype !== 'bool') fail('bad-constant', e.loc, `'${e.text}' cannot be used as ${describeType(type)}`);
-          return { value: e.text === 'true', ir: literalValue(e.text) };
+          return { value: e.text === 'true', ir: literalValue(e.text), refs: [] };
         }
         const sub = numericSubtype(type);
         if (sub === undefined) fail('bad-constant', e.loc, `a number cannot be used as ${describeType(type)}`);
         if (sub === 'float32' || sub === 'float64') {
-          return { value: e.text, float: true, ir: literalValue(String(Number(e.text))) };
+          return { value: e.text, float: true, ir: literalValue(String(Number(e.text))), refs: [] };
         }
         if (/[.eE]/.test(e.text) && !/^-?0x/.test(e.text)) fail('bad-constant', e.loc, `'${e.text}' is not an integer`);
         const negative = e.text.startsWith('-');
@@ -729,14 +729,14 @@ export class Resolver {
         let v = BigInt(body);
         if (negative) v = -v;
         checkRange(v, sub as IrIntegerSubtype, e.loc);
-        return { value: v, ir: literalValue(v.toString()) };
+        return { value: v, ir: literalValue(v.toString()), refs: [] };
       }
       case 'ident': {
         const r = this.lookup(lib, e.name);
         if (r.kind === 'decl' && r.decl.kind === 'const') {
           const cv = this.resolveConst(r.decl);
           this.checkAssignable(r.decl.type!, type, cv, e.loc);
-          return { ...cv, ir: { kind: 'identifier', identifier: fqn(r.decl), value: irValue(cv), expression } };
+          return { ...cv, ir: { kind: 'identifier', identifier: fqn(r.decl), value: irValue(cv), expression }, refs: [r.decl] };
         }
         if (r.kind === 'member') {
           this.resolveEnumBits(r.decl);
@@ -745,7 +745,11 @@ export class Resolver {
           if (type.kind !== 'identifier' || type.decl !== r.decl) {
             fail('bad-constant', e.loc, `${r.decl.kind} member '${expression}' cannot be used as ${describeType(type)}`);
           }
-          return { value: m!.value, ir: { kind: 'identifier', identifier: `${fqn(r.decl)}.${m!.name}`, value: m!.value.toString(), expression } };
+          return {
+            value: m!.value,
+            ir: { kind: 'identifier', identifier: `${fqn(r.decl)}.${m!.name}`, value: m!.value.toString(), expression },
+            refs: [r.decl],
+          };
         }
         return fail('bad-constant', e.loc, `'${expression}' is not a constant`);
       }
@@ -753,10 +757,10 @@ export class Resolver {
         const sub = numericSubtype(type);
         const bitsLike = (type.kind === 'identifier' && type.decl.kind === 'bits') || (sub !== undefined && sub.startsWith('uint'));
         if (!bitsLike) fail('bad-constant', e.loc, `'|' needs a bits or unsigned integer type, not ${describeType(type)}`);
-        const l = this.evalConst(lib, e.left, type).value as bigint;
-        const r = this.evalConst(lib, e.right, type).value as bigint;
-        const v = l | r;
-        return { value: v, ir: { kind: 'binary_operator', value: v.toString(), expression } };
+        const l = this.evalConst(lib, e.left, type);
+        const r = this.evalConst(lib, e.right, type);
+        const v = (l.value as bigint) | (r.value as bigint);
+        return { value: v, ir: { kind: 'binary_operator', value: v.toString(), expression }, refs: [...l.refs, ...r.refs] };
       }
     }
   }

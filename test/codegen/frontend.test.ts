@@ -347,8 +347,14 @@ describe('fixture library with every construct', () => {
     const before = (a: string, b: string): boolean => order.indexOf(N(a)) < order.indexOf(N(b));
     expect(before('Inner', 'Outer')).toBe(true);
     expect(before('Deep', 'Inner')).toBe(true);
-    expect(before('Choice', 'Outer')).toBe(true);
     expect(before('Thing_Try_Result', 'Thing')).toBe(true);
+    expect(before('Settings', 'Thing_Try_Result')).toBe(true);
+    expect(before('Items', 'Settings')).toBe(true); // through the alias
+    expect(before('Flags', 'DEFAULT_FLAGS')).toBe(true);
+    // fidlc's order exactly: Kahn's algorithm, ready declarations taken from a stack, ties by
+    // name; optional references (Outer.choice) are not edges, so Choice may come after Outer.
+    expect(order.slice(0, 3).map((x) => x.split('/')[1])).toEqual(['Thing_Oops_Response', 'Thing_Oops_Error', 'Thing_Oops_Result']);
+    expect(order[order.length - 1]).toBe(N('Choice'));
   });
 });
 
