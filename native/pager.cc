@@ -79,14 +79,21 @@ class EventSink {
     }
     napi_status s = tsfn_.NonBlockingCall(event, [](Napi::Env env, Napi::Function fn, Event* e) {
       if (env != nullptr && fn != nullptr) {
+        // napi_call_function, not fn.Call: while Node tears the environment down (an event
+        // posted as the process exits) the call fails, and fn.Call would turn that failure into
+        // a JS exception that cannot be thrown any more, which aborts the process.
+        napi_value args[3];
         if (e->forgotten) {
-          fn.Call({Napi::String::New(env, "forgotten"), Napi::Number::New(env, e->inode),
-                   Napi::String::New(env, e->text)});
+          args[0] = Napi::String::New(env, "forgotten");
+          args[1] = Napi::Number::New(env, e->inode);
         } else {
           static const char* kLevels[] = {"error", "warn", "info", "debug"};
-          fn.Call({Napi::String::New(env, "log"), Napi::String::New(env, kLevels[e->level & 3]),
-                   Napi::String::New(env, e->text)});
+          args[0] = Napi::String::New(env, "log");
+          args[1] = Napi::String::New(env, kLevels[e->level & 3]);
         }
+        args[2] = Napi::String::New(env, e->text);
+        napi_value ignored;
+        napi_call_function(env, env.Undefined(), fn, 3, args, &ignored);
       }
       delete e;
     });

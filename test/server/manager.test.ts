@@ -85,7 +85,7 @@ describe('CreatePager refusals close the new Pager channel with an epitaph', () 
       const [clientEnd, serverEnd] = Channel.pairHandles();
       client.managerClient.createPager({ ...req, pager: serverEnd });
       const pager = new runner.PagerClient(Channel.fromHandle(clientEnd));
-      await expect(pager.registerFile({ name: 'f', inode: 1, size: 1n, extents: [] })).rejects.toMatchObject({ status: ZX.INVALID_ARGS });
+      await expect(pager.registerFile({ name: 'f', inodeNum: 1, size: 1n, extents: [] })).rejects.toMatchObject({ status: ZX.INVALID_ARGS });
     }
     await stillServes();
   });
