@@ -1,3 +1,4 @@
 // The TypeScript back end of the FIDL compiler (IR -> src/gen/*.ts).
-export { GeneratedFile, GenerateOptions, generateTypeScript } from './typescript';
+export { generateTypeScript } from './typescript';
+export type { GeneratedFile, GenerateOptions } from './typescript';
 export * from './names';

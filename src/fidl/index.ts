@@ -2,11 +2,16 @@
 // server bindings. Generated code (src/gen) imports everything from here as `fidl`.
 export * from './types';
 export * from './errors';
-export { Encoder, EncodedMessage, encodeValue, MAX_DEPTH } from './encoder';
-export { Decoder, DecodeOptions, HandleCheck, closeAll, decodeValue, setDefaultHandleCheck } from './decoder';
+export { Encoder, encodeValue, MAX_DEPTH } from './encoder';
+export type { EncodedMessage } from './encoder';
+export { Decoder, closeAll, decodeValue, setDefaultHandleCheck } from './decoder';
+export type { DecodeOptions, HandleCheck } from './decoder';
 export * from './message';
 export * from './protocol';
-export { FidlChannel, statusOf } from './channel_like';
-export { ClientBase, ClientOptions, unwrapReply } from './client';
-export { MethodHandlers, ServeOptions, ServerBinding } from './server';
+export { statusOf } from './channel_like';
+export type { FidlChannel } from './channel_like';
+export { ClientBase, unwrapReply } from './client';
+export type { ClientOptions } from './client';
+export { ServerBinding } from './server';
+export type { MethodHandlers, ServeOptions } from './server';
 export { Handle } from '../transport/handle';

@@ -4,92 +4,6 @@
 /* eslint-disable */
 import * as fidl from '../fidl';
 
-export interface ManagerAddWakeSourceRequest {
-  containerJob?: fidl.Handle;
-  name?: string;
-  handle?: fidl.Handle;
-  signals?: number;
-}
-export const ManagerAddWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerAddWakeSourceRequest', true, false, () => [
-  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'name', type: fidl.string(1024) },
-  { ordinal: 3, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
-  { ordinal: 4, name: 'signals', type: fidl.uint32 },
-]);
-
-export interface ManagerCreatePagerRequest {
-  backingVmo?: fidl.Handle;
-  blockSize?: bigint;
-  pager?: fidl.Handle;
-}
-export const ManagerCreatePagerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerCreatePagerRequest', true, false, () => [
-  { ordinal: 1, name: 'backingVmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'blockSize', type: fidl.uint64 },
-  { ordinal: 3, name: 'pager', type: fidl.handle(4 /* server_end:fuchsia.starnix.runner/Pager */, fidl.SAME_RIGHTS) },
-]);
-
-export interface ManagerProxyWakeChannelRequest {
-  containerJob?: fidl.Handle;
-  containerChannel?: fidl.Handle;
-  remoteChannel?: fidl.Handle;
-  name?: string;
-  counter?: fidl.Handle;
-}
-export const ManagerProxyWakeChannelRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerProxyWakeChannelRequest', true, false, () => [
-  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'containerChannel', type: fidl.handle(4 /* channel */, fidl.SAME_RIGHTS) },
-  { ordinal: 3, name: 'remoteChannel', type: fidl.handle(4 /* channel */, fidl.SAME_RIGHTS) },
-  { ordinal: 4, name: 'name', type: fidl.string(1024) },
-  { ordinal: 5, name: 'counter', type: fidl.handle(34 /* counter */, fidl.SAME_RIGHTS) },
-]);
-
-export interface ManagerRegisterWakeWatcherRequest {
-  watcher?: fidl.Handle;
-}
-export const ManagerRegisterWakeWatcherRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRegisterWakeWatcherRequest', true, false, () => [
-  { ordinal: 1, name: 'watcher', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
-]);
-
-export interface ManagerRemoveWakeSourceRequest {
-  containerJob?: fidl.Handle;
-  handle?: fidl.Handle;
-}
-export const ManagerRemoveWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRemoveWakeSourceRequest', true, false, () => [
-  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
-]);
-
-export interface ManagerSuspendContainerRequest {
-  containerJob?: fidl.Handle;
-  wakeLocks?: fidl.Handle;
-  suspendDebounceDuration?: bigint;
-}
-export const ManagerSuspendContainerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerRequest', true, false, () => [
-  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
-  { ordinal: 2, name: 'wakeLocks', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
-  { ordinal: 3, name: 'suspendDebounceDuration', type: fidl.int64 },
-]);
-
-export type ManagerRegisterWakeWatcherResponse = Record<string, never>;
-export const ManagerRegisterWakeWatcherResponseCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Response', 1, 1, false, () => []);
-
-export type ManagerRegisterWakeWatcherResult =
-  | { tag: 'response'; value: ManagerRegisterWakeWatcherResponse }
-  | { tag: 'frameworkErr'; value: number };
-export const ManagerRegisterWakeWatcherResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Result', false, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.struct(ManagerRegisterWakeWatcherResponseCoding) },
-  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
-]);
-
-export interface ManagerSuspendContainerResponse {
-  suspendTime?: bigint;
-  resumeReason?: string;
-}
-export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Response', false, false, () => [
-  { ordinal: 1, name: 'suspendTime', type: fidl.int64 },
-  { ordinal: 2, name: 'resumeReason', type: fidl.string(1024) },
-]);
-
 /** Why a container could not be suspended. */
 export const SuspendError = {
   /** Someone holds a wake lock, so the container must stay awake. */
@@ -101,18 +15,22 @@ export const SuspendError = {
 export type SuspendError = number;
 export const SuspendErrorCoding = new fidl.EnumDecl('fuchsia.starnix.runner/SuspendError', 'uint32', false, SuspendError);
 
-export type ManagerSuspendContainerResult =
-  | { tag: 'response'; value: ManagerSuspendContainerResponse }
-  | { tag: 'err'; value: SuspendError }
-  | { tag: 'frameworkErr'; value: number };
-export const ManagerSuspendContainerResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Result', false, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.table(ManagerSuspendContainerResponseCoding) },
-  { ordinal: 2, name: 'err', type: fidl.enumType(SuspendErrorCoding) },
-  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+export interface PagerRegisterFileResponse {
+  vmo?: fidl.Handle;
+}
+export const PagerRegisterFileResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Pager_RegisterFile_Response', true, false, () => [
+  { ordinal: 1, name: 'vmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
 ]);
 
-/** Longest name of a proxied wake channel or wake source, in bytes. */
-export const PROXY_NAME_LEN = 1024;
+export type PagerRegisterFileResult =
+  | { tag: 'response'; value: PagerRegisterFileResponse }
+  | { tag: 'err'; value: number }
+  | { tag: 'frameworkErr'; value: number };
+export const PagerRegisterFileResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Pager_RegisterFile_Result', true, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.table(PagerRegisterFileResponseCoding) },
+  { ordinal: 2, name: 'err', type: fidl.int32 },
+  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+]);
 
 /**
  * A run of file blocks that are contiguous on disk: logical blocks
@@ -142,22 +60,160 @@ export const PagerRegisterFileRequestCoding: fidl.TableDecl = new fidl.TableDecl
   { ordinal: 4, name: 'extents', type: fidl.vector(fidl.struct(PagerExtentCoding), 1024) },
 ]);
 
-export interface PagerRegisterFileResponse {
-  vmo?: fidl.Handle;
+/** Longest name of a proxied wake channel or wake source, in bytes. */
+export const PROXY_NAME_LEN = 1024;
+
+export interface ManagerSuspendContainerResponse {
+  suspendTime?: bigint;
+  resumeReason?: string;
 }
-export const PagerRegisterFileResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Pager_RegisterFile_Response', true, false, () => [
-  { ordinal: 1, name: 'vmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
+export const ManagerSuspendContainerResponseCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Response', false, false, () => [
+  { ordinal: 1, name: 'suspendTime', type: fidl.int64 },
+  { ordinal: 2, name: 'resumeReason', type: fidl.string(1024) },
 ]);
 
-export type PagerRegisterFileResult =
-  | { tag: 'response'; value: PagerRegisterFileResponse }
-  | { tag: 'err'; value: number }
+export type ManagerSuspendContainerResult =
+  | { tag: 'response'; value: ManagerSuspendContainerResponse }
+  | { tag: 'err'; value: SuspendError }
   | { tag: 'frameworkErr'; value: number };
-export const PagerRegisterFileResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Pager_RegisterFile_Result', true, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.table(PagerRegisterFileResponseCoding) },
-  { ordinal: 2, name: 'err', type: fidl.int32 },
+export const ManagerSuspendContainerResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_SuspendContainer_Result', false, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.table(ManagerSuspendContainerResponseCoding) },
+  { ordinal: 2, name: 'err', type: fidl.enumType(SuspendErrorCoding) },
   { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
 ]);
+
+export type ManagerRegisterWakeWatcherResponse = Record<string, never>;
+export const ManagerRegisterWakeWatcherResponseCoding: fidl.StructDecl = new fidl.StructDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Response', 1, 1, false, () => []);
+
+export type ManagerRegisterWakeWatcherResult =
+  | { tag: 'response'; value: ManagerRegisterWakeWatcherResponse }
+  | { tag: 'frameworkErr'; value: number };
+export const ManagerRegisterWakeWatcherResultCoding: fidl.UnionDecl = new fidl.UnionDecl('fuchsia.starnix.runner/Manager_RegisterWakeWatcher_Result', false, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.struct(ManagerRegisterWakeWatcherResponseCoding) },
+  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+]);
+
+export interface ManagerSuspendContainerRequest {
+  containerJob?: fidl.Handle;
+  wakeLocks?: fidl.Handle;
+  suspendDebounceDuration?: bigint;
+}
+export const ManagerSuspendContainerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerSuspendContainerRequest', true, false, () => [
+  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'wakeLocks', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
+  { ordinal: 3, name: 'suspendDebounceDuration', type: fidl.int64 },
+]);
+
+export interface ManagerRemoveWakeSourceRequest {
+  containerJob?: fidl.Handle;
+  handle?: fidl.Handle;
+}
+export const ManagerRemoveWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRemoveWakeSourceRequest', true, false, () => [
+  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
+]);
+
+export interface ManagerRegisterWakeWatcherRequest {
+  watcher?: fidl.Handle;
+}
+export const ManagerRegisterWakeWatcherRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerRegisterWakeWatcherRequest', true, false, () => [
+  { ordinal: 1, name: 'watcher', type: fidl.handle(16 /* eventpair */, fidl.SAME_RIGHTS) },
+]);
+
+export interface ManagerProxyWakeChannelRequest {
+  containerJob?: fidl.Handle;
+  containerChannel?: fidl.Handle;
+  remoteChannel?: fidl.Handle;
+  name?: string;
+  counter?: fidl.Handle;
+}
+export const ManagerProxyWakeChannelRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerProxyWakeChannelRequest', true, false, () => [
+  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'containerChannel', type: fidl.handle(4 /* channel */, fidl.SAME_RIGHTS) },
+  { ordinal: 3, name: 'remoteChannel', type: fidl.handle(4 /* channel */, fidl.SAME_RIGHTS) },
+  { ordinal: 4, name: 'name', type: fidl.string(1024) },
+  { ordinal: 5, name: 'counter', type: fidl.handle(34 /* counter */, fidl.SAME_RIGHTS) },
+]);
+
+export interface ManagerCreatePagerRequest {
+  backingVmo?: fidl.Handle;
+  blockSize?: bigint;
+  pager?: fidl.Handle;
+}
+export const ManagerCreatePagerRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerCreatePagerRequest', true, false, () => [
+  { ordinal: 1, name: 'backingVmo', type: fidl.handle(3 /* vmo */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'blockSize', type: fidl.uint64 },
+  { ordinal: 3, name: 'pager', type: fidl.handle(4 /* server_end:fuchsia.starnix.runner/Pager */, fidl.SAME_RIGHTS) },
+]);
+
+export interface ManagerAddWakeSourceRequest {
+  containerJob?: fidl.Handle;
+  name?: string;
+  handle?: fidl.Handle;
+  signals?: number;
+}
+export const ManagerAddWakeSourceRequestCoding: fidl.TableDecl = new fidl.TableDecl('fuchsia.starnix.runner/ManagerAddWakeSourceRequest', true, false, () => [
+  { ordinal: 1, name: 'containerJob', type: fidl.handle(17 /* job */, fidl.SAME_RIGHTS) },
+  { ordinal: 2, name: 'name', type: fidl.string(1024) },
+  { ordinal: 3, name: 'handle', type: fidl.handle(0 /* handle */, fidl.SAME_RIGHTS) },
+  { ordinal: 4, name: 'signals', type: fidl.uint32 },
+]);
+
+// ---- protocol fuchsia.starnix.runner/Pager (open) ----
+
+export const PagerRegisterFileOrdinal = 0x4f85a2ce6cae4aedn;
+
+export const PagerMethods = {
+  RegisterFile: {
+    name: 'RegisterFile',
+    ordinal: PagerRegisterFileOrdinal,
+    kind: 'twoway',
+    strict: false,
+    hasError: true,
+    emptySuccess: false,
+    payload: fidl.table(PagerRegisterFileRequestCoding),
+    response: fidl.union(PagerRegisterFileResultCoding),
+  },
+} as const satisfies Readonly<Record<string, fidl.MethodDesc>>;
+
+/** Serves the contents of files on demand from the backing image of its Manager.CreatePager call. */
+export const PagerProtocol: fidl.ProtocolDesc = {
+  name: 'fuchsia.starnix.runner/Pager',
+  discoverableName: null,
+  openness: 'open',
+  methods: [PagerMethods.RegisterFile],
+};
+
+/** Client of fuchsia.starnix.runner/Pager: one method per FIDL method. */
+export class PagerClient extends fidl.ClientBase {
+  constructor(channel: fidl.FidlChannel, options?: fidl.ClientOptions) {
+    super(channel, PagerProtocol, options);
+  }
+
+  /**
+   * Registers a file and returns a VMO whose pages are filled from its extents when
+   * first touched. `extents` must be sorted by logical block.
+   */
+  registerFile(payload: PagerRegisterFileRequest): Promise<fidl.Result<PagerRegisterFileResponse, number>> {
+    return this.call(PagerMethods.RegisterFile, payload) as Promise<fidl.Result<PagerRegisterFileResponse, number>>;
+  }
+}
+
+/** Implementation of fuchsia.starnix.runner/Pager: one function per method; two-way ones return the reply. */
+export interface PagerHandler {
+  /**
+   * Registers a file and returns a VMO whose pages are filled from its extents when
+   * first touched. `extents` must be sorted by logical block.
+   */
+  registerFile(payload: PagerRegisterFileRequest): fidl.Awaitable<fidl.Result<PagerRegisterFileResponse, number>>;
+}
+
+/** Serves fuchsia.starnix.runner/Pager on `channel` with `handler` until either side closes. */
+export function servePager(channel: fidl.FidlChannel, handler: PagerHandler, options?: fidl.ServeOptions): fidl.ServerBinding {
+  return new fidl.ServerBinding(channel, PagerProtocol, {
+    RegisterFile: (payload) => handler.registerFile(payload as PagerRegisterFileRequest),
+  }, options);
+}
 
 // ---- protocol fuchsia.starnix.runner/Manager (open, discoverable) ----
 
@@ -325,62 +381,6 @@ export function serveManager(channel: fidl.FidlChannel, handler: ManagerHandler,
     RemoveWakeSource: (payload) => handler.removeWakeSource(payload as ManagerRemoveWakeSourceRequest),
     RegisterWakeWatcher: (payload) => handler.registerWakeWatcher(payload as ManagerRegisterWakeWatcherRequest),
     CreatePager: (payload) => handler.createPager(payload as ManagerCreatePagerRequest),
-  }, options);
-}
-
-// ---- protocol fuchsia.starnix.runner/Pager (open) ----
-
-export const PagerRegisterFileOrdinal = 0x4f85a2ce6cae4aedn;
-
-export const PagerMethods = {
-  RegisterFile: {
-    name: 'RegisterFile',
-    ordinal: PagerRegisterFileOrdinal,
-    kind: 'twoway',
-    strict: false,
-    hasError: true,
-    emptySuccess: false,
-    payload: fidl.table(PagerRegisterFileRequestCoding),
-    response: fidl.union(PagerRegisterFileResultCoding),
-  },
-} as const satisfies Readonly<Record<string, fidl.MethodDesc>>;
-
-/** Serves the contents of files on demand from the backing image of its Manager.CreatePager call. */
-export const PagerProtocol: fidl.ProtocolDesc = {
-  name: 'fuchsia.starnix.runner/Pager',
-  discoverableName: null,
-  openness: 'open',
-  methods: [PagerMethods.RegisterFile],
-};
-
-/** Client of fuchsia.starnix.runner/Pager: one method per FIDL method. */
-export class PagerClient extends fidl.ClientBase {
-  constructor(channel: fidl.FidlChannel, options?: fidl.ClientOptions) {
-    super(channel, PagerProtocol, options);
-  }
-
-  /**
-   * Registers a file and returns a VMO whose pages are filled from its extents when
-   * first touched. `extents` must be sorted by logical block.
-   */
-  registerFile(payload: PagerRegisterFileRequest): Promise<fidl.Result<PagerRegisterFileResponse, number>> {
-    return this.call(PagerMethods.RegisterFile, payload) as Promise<fidl.Result<PagerRegisterFileResponse, number>>;
-  }
-}
-
-/** Implementation of fuchsia.starnix.runner/Pager: one function per method; two-way ones return the reply. */
-export interface PagerHandler {
-  /**
-   * Registers a file and returns a VMO whose pages are filled from its extents when
-   * first touched. `extents` must be sorted by logical block.
-   */
-  registerFile(payload: PagerRegisterFileRequest): fidl.Awaitable<fidl.Result<PagerRegisterFileResponse, number>>;
-}
-
-/** Serves fuchsia.starnix.runner/Pager on `channel` with `handler` until either side closes. */
-export function servePager(channel: fidl.FidlChannel, handler: PagerHandler, options?: fidl.ServeOptions): fidl.ServerBinding {
-  return new fidl.ServerBinding(channel, PagerProtocol, {
-    RegisterFile: (payload) => handler.registerFile(payload as PagerRegisterFileRequest),
   }, options);
 }
 

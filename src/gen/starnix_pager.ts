@@ -4,6 +4,19 @@
 /* eslint-disable */
 import * as fidl from '../fidl';
 
+export type MapperAttachMappingResponse = Record<string, never>;
+export const MapperAttachMappingResponseCoding: fidl.StructDecl = new fidl.StructDecl('starnix.pager/Mapper_AttachMapping_Response', 1, 1, false, () => []);
+
+export type MapperAttachMappingResult =
+  | { tag: 'response'; value: MapperAttachMappingResponse }
+  | { tag: 'err'; value: number }
+  | { tag: 'frameworkErr'; value: number };
+export const MapperAttachMappingResultCoding: fidl.UnionDecl = new fidl.UnionDecl('starnix.pager/Mapper_AttachMapping_Result', false, true, true, () => [
+  { ordinal: 1, name: 'response', type: fidl.struct(MapperAttachMappingResponseCoding) },
+  { ordinal: 2, name: 'err', type: fidl.int32 },
+  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
+]);
+
 export interface MapperAttachMappingRequest {
   vmo?: fidl.Handle;
   uffd?: fidl.Handle;
@@ -17,19 +30,6 @@ export const MapperAttachMappingRequestCoding: fidl.TableDecl = new fidl.TableDe
   { ordinal: 3, name: 'address', type: fidl.uint64 },
   { ordinal: 4, name: 'length', type: fidl.uint64 },
   { ordinal: 5, name: 'offset', type: fidl.uint64 },
-]);
-
-export type MapperAttachMappingResponse = Record<string, never>;
-export const MapperAttachMappingResponseCoding: fidl.StructDecl = new fidl.StructDecl('starnix.pager/Mapper_AttachMapping_Response', 1, 1, false, () => []);
-
-export type MapperAttachMappingResult =
-  | { tag: 'response'; value: MapperAttachMappingResponse }
-  | { tag: 'err'; value: number }
-  | { tag: 'frameworkErr'; value: number };
-export const MapperAttachMappingResultCoding: fidl.UnionDecl = new fidl.UnionDecl('starnix.pager/Mapper_AttachMapping_Result', false, true, true, () => [
-  { ordinal: 1, name: 'response', type: fidl.struct(MapperAttachMappingResponseCoding) },
-  { ordinal: 2, name: 'err', type: fidl.int32 },
-  { ordinal: 3, name: 'frameworkErr', type: fidl.frameworkErr },
 ]);
 
 // ---- protocol starnix.pager/Mapper (open, discoverable) ----

@@ -4,29 +4,62 @@
 /* eslint-disable */
 import * as fidl from '../fidl';
 
-/** Largest message a channel carries, in bytes and in handles. */
-export const CHANNEL_MAX_MSG_BYTES = 65536;
-export const CHANNEL_MAX_MSG_HANDLES = 64;
+/** zx_status_t: 0 for success, negative for the errors below. */
+export type Status = number;
 
-/** Nanoseconds, signed (zx_duration_t). */
-export type Duration = bigint;
-
-export const ERR_ACCESS_DENIED = -30;
-export const ERR_ALREADY_EXISTS = -26;
-export const ERR_BAD_HANDLE = -11;
-export const ERR_BAD_STATE = -20;
-export const ERR_FILE_BIG = -53;
-export const ERR_INTERNAL = -1;
-export const ERR_INVALID_ARGS = -10;
-export const ERR_IO = -40;
-export const ERR_IO_DATA_INTEGRITY = -42;
-export const ERR_NOT_FOUND = -25;
-export const ERR_NOT_SUPPORTED = -2;
-export const ERR_NO_MEMORY = -4;
-export const ERR_NO_RESOURCES = -3;
-export const ERR_OUT_OF_RANGE = -14;
-export const ERR_PEER_CLOSED = -24;
+export const OK = 0;
 export const ERR_WRONG_TYPE = -12;
+export const ERR_PEER_CLOSED = -24;
+export const ERR_OUT_OF_RANGE = -14;
+export const ERR_NO_RESOURCES = -3;
+export const ERR_NO_MEMORY = -4;
+export const ERR_NOT_SUPPORTED = -2;
+export const ERR_NOT_FOUND = -25;
+export const ERR_IO_DATA_INTEGRITY = -42;
+export const ERR_IO = -40;
+export const ERR_INVALID_ARGS = -10;
+export const ERR_INTERNAL = -1;
+export const ERR_FILE_BIG = -53;
+export const ERR_BAD_STATE = -20;
+export const ERR_BAD_HANDLE = -11;
+export const ERR_ALREADY_EXISTS = -26;
+export const ERR_ACCESS_DENIED = -30;
+
+/** Signal bits of a kernel object (zx_signals_t). */
+export type Signals = number;
+
+/** Handle rights (zx_rights_t): what the holder of a handle may do with it. */
+export const Rights = {
+  DUPLICATE: 1,
+  TRANSFER: 2,
+  READ: 4,
+  WRITE: 8,
+  EXECUTE: 16,
+  MAP: 32,
+  GET_PROPERTY: 64,
+  SET_PROPERTY: 128,
+  ENUMERATE: 256,
+  DESTROY: 512,
+  SET_POLICY: 1024,
+  GET_POLICY: 2048,
+  SIGNAL: 4096,
+  SIGNAL_PEER: 8192,
+  WAIT: 16384,
+  INSPECT: 32768,
+  MANAGE_JOB: 65536,
+  MANAGE_PROCESS: 131072,
+  MANAGE_THREAD: 262144,
+  APPLY_PROFILE: 524288,
+  MANAGE_SOCKET: 1048576,
+  OP_CHILDREN: 2097152,
+  RESIZE: 4194304,
+  ATTACH_VMO: 8388608,
+  MANAGE_VMO: 16777216,
+  /** Not a right: asks for the rights of the handle being moved, unchanged. */
+  SAME_RIGHTS: 2147483648,
+} as const;
+export type Rights = number;
+export const RightsCoding = new fidl.BitsDecl('zx/Rights', 'uint32', true, 0x81ffffff, Rights);
 
 /** Kernel object types (zx_obj_type_t). Used as the subtype of `Handle`, as in `zx.Handle:VMO`. */
 export const ObjType = {
@@ -65,48 +98,15 @@ export const ObjType = {
 export type ObjType = (typeof ObjType)[keyof typeof ObjType];
 export const ObjTypeCoding = new fidl.EnumDecl('zx/ObjType', 'uint32', true, ObjType);
 
-/** Handle rights (zx_rights_t): what the holder of a handle may do with it. */
-export const Rights = {
-  DUPLICATE: 1,
-  TRANSFER: 2,
-  READ: 4,
-  WRITE: 8,
-  EXECUTE: 16,
-  MAP: 32,
-  GET_PROPERTY: 64,
-  SET_PROPERTY: 128,
-  ENUMERATE: 256,
-  DESTROY: 512,
-  SET_POLICY: 1024,
-  GET_POLICY: 2048,
-  SIGNAL: 4096,
-  SIGNAL_PEER: 8192,
-  WAIT: 16384,
-  INSPECT: 32768,
-  MANAGE_JOB: 65536,
-  MANAGE_PROCESS: 131072,
-  MANAGE_THREAD: 262144,
-  APPLY_PROFILE: 524288,
-  MANAGE_SOCKET: 1048576,
-  OP_CHILDREN: 2097152,
-  RESIZE: 4194304,
-  ATTACH_VMO: 8388608,
-  MANAGE_VMO: 16777216,
-  /** Not a right: asks for the rights of the handle being moved, unchanged. */
-  SAME_RIGHTS: 2147483648,
-} as const;
-export type Rights = number;
-export const RightsCoding = new fidl.BitsDecl('zx/Rights', 'uint32', true, 0x81ffffff, Rights);
-
 /** Longest name a kernel object may carry, terminator included. */
 export const MAX_NAME_LEN = 32n;
-export const OK = 0;
 
-/** Signal bits of a kernel object (zx_signals_t). */
-export type Signals = number;
+/** Nanoseconds, signed (zx_duration_t). */
+export type Duration = bigint;
 
-/** zx_status_t: 0 for success, negative for the errors below. */
-export type Status = number;
+export const CHANNEL_MAX_MSG_HANDLES = 64;
+/** Largest message a channel carries, in bytes and in handles. */
+export const CHANNEL_MAX_MSG_BYTES = 65536;
 
 /** The FIDL library this module was generated from. */
 export const LIBRARY_NAME = 'zx';
