@@ -1,0 +1,173 @@
+// mmap_read: the benchmark's reader for contenders that are plain files (the kernel's ext4 over
+// a loop device, fuse2fs), and the memfd fill ceiling. Node has no mmap, and a fair comparison
+// with the pager's FileMapping reads through a mapping too. Compiled by bench/run.ts with
+// `cc -O2` into a temporary directory. Prints one JSON object on stdout.
+//
+//   mmap_read seq FILE CHUNK            map FILE, copy it out CHUNK bytes at a time (first touch
+//                                       of every page), time the whole pass
+//   mmap_read rand FILE N SPACING SEED  map FILE with MADV_RANDOM (no read-ahead), copy out one
+//                                       4 KiB page at N distinct random SPACING-aligned offsets,
+//                                       time each; also says how many were already resident
+//   mmap_read fill FILE OFFSET LEN CHUNK  pwrite LEN bytes of FILE (from OFFSET, mapped with
+//                                       MAP_POPULATE so the source is in memory) into a fresh
+//                                       memfd, CHUNK bytes per call: the kernel's fill rate
+//
+// Every mode prints `check`: the XOR of the first 8 bytes of every page it touched, so the
+// caller can compare the bytes each contender returned with the source file's.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096
+
+static void die(const char* what) {
+  fprintf(stderr, "mmap_read: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t word(const unsigned char* p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+static void* map_file(const char* path, size_t* size, int flags) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) die(path);
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("fstat");
+  *size = (size_t)st.st_size;
+  void* p = mmap(NULL, *size, PROT_READ, MAP_SHARED | flags, fd, 0);
+  if (p == MAP_FAILED) die("mmap");
+  close(fd);
+  return p;
+}
+
+static int seq(const char* path, size_t chunk) {
+  size_t size;
+  const unsigned char* p = map_file(path, &size, 0);
+  unsigned char* buf = malloc(chunk);
+  if (buf == NULL) die("malloc");
+  memset(buf, 0, chunk);  // fault the destination in before timing
+  uint64_t check = 0;
+  double t0 = now();
+  for (size_t off = 0; off < size; off += chunk) {
+    size_t n = size - off < chunk ? size - off : chunk;
+    memcpy(buf, p + off, n);
+    for (size_t i = 0; i + 8 <= n; i += PAGE) check ^= word(buf + i);
+  }
+  double secs = now() - t0;
+  printf("{\"mode\":\"seq\",\"bytes\":%zu,\"seconds\":%.6f,\"check\":\"%016llx\"}\n", size, secs,
+         (unsigned long long)check);
+  return 0;
+}
+
+static uint64_t rng_state;
+static uint64_t rng(void) {  // xorshift64*: reproducible from the seed
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return rng_state * 2685821657736338717ULL;
+}
+
+static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
+  size_t size;
+  unsigned char* p = map_file(path, &size, 0);
+  if (madvise(p, size, MADV_RANDOM) < 0) die("madvise(MADV_RANDOM)");
+  size_t slots = size / spacing;
+  if (n > slots) n = slots;
+  // n distinct slots: a partial Fisher-Yates shuffle of the slot numbers.
+  uint32_t* order = malloc(slots * sizeof *order);
+  double* lat = malloc(n * sizeof *lat);
+  if (order == NULL || lat == NULL) die("malloc");
+  for (size_t i = 0; i < slots; i++) order[i] = (uint32_t)i;
+  rng_state = seed ? seed : 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t j = i + rng() % (slots - i);
+    uint32_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  unsigned char buf[PAGE];
+  unsigned char vec;
+  size_t resident = 0;
+  uint64_t check = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char* page = p + (size_t)order[i] * spacing;
+    if (mincore(page, PAGE, &vec) == 0 && (vec & 1)) resident++;
+    double t0 = now();
+    memcpy(buf, page, PAGE);
+    lat[i] = (now() - t0) * 1e6;
+    check ^= word(buf);
+  }
+  printf("{\"mode\":\"rand\",\"samples\":%zu,\"alreadyResident\":%zu,\"check\":\"%016llx\",\"latencyUs\":[", n, resident,
+         (unsigned long long)check);
+  for (size_t i = 0; i < n; i++) printf("%s%.2f", i ? "," : "", lat[i]);
+  printf("],\"offsets\":[");
+  for (size_t i = 0; i < n; i++) printf("%s%zu", i ? "," : "", (size_t)order[i] * spacing);
+  printf("]}\n");
+  return 0;
+}
+
+static int fill(const char* path, size_t offset, size_t len, size_t chunk) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) die(path);
+  size_t map_off = offset & ~(size_t)(PAGE - 1);
+  size_t delta = offset - map_off;
+  const unsigned char* src = mmap(NULL, len + delta, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)map_off);
+  if (src == MAP_FAILED) die("mmap(source)");
+  src += delta;
+  close(fd);
+  int mfd = memfd_create("bench-ceiling", MFD_CLOEXEC);
+  if (mfd < 0) die("memfd_create");
+  uint64_t check = 0;
+  double t0 = now();
+  for (size_t off = 0; off < len; off += chunk) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    size_t done = 0;
+    while (done < n) {
+      ssize_t w = pwrite(mfd, src + off + done, n - done, (off_t)(off + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        die("pwrite(memfd)");
+      }
+      done += (size_t)w;
+    }
+  }
+  double secs = now() - t0;
+  // The check reads the memfd back (outside the timing): the bytes really landed.
+  unsigned char b[8];
+  for (size_t off = 0; off + 8 <= len; off += PAGE) {
+    if (pread(mfd, b, 8, (off_t)off) != 8) die("pread(memfd)");
+    check ^= word(b);
+  }
+  close(mfd);
+  printf("{\"mode\":\"fill\",\"bytes\":%zu,\"seconds\":%.6f,\"check\":\"%016llx\"}\n", len, secs,
+         (unsigned long long)check);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc >= 4 && strcmp(argv[1], "seq") == 0) return seq(argv[2], strtoull(argv[3], NULL, 0));
+  if (argc >= 6 && strcmp(argv[1], "rand") == 0)
+    return rnd(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
+  if (argc >= 6 && strcmp(argv[1], "fill") == 0)
+    return fill(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
+  fprintf(stderr,
+          "usage: mmap_read seq FILE CHUNK | rand FILE N SPACING SEED | fill FILE OFFSET LEN CHUNK\n");
+  return 2;
+}

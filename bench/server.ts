@@ -1,0 +1,38 @@
+// The benchmark's server process: a PagerService in its own process, so that its RSS and open
+// fds are its own and the client talks to it over the real sockets.
+//   node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS]
+// Prints "ready" once both sockets listen. Each line "stats" on stdin is answered with one line
+// of JSON (the service's counters); stdin closing or SIGTERM stops it.
+// dropCache is off: the benchmark's image is on tmpfs, where the page cache is the storage
+// (a DONTNEED hint could do nothing there), and every contender must read the same warm image.
+import * as readline from 'readline';
+import { setLogLevel } from '../src/log';
+import { PagerService } from '../src/server/service';
+
+function main(): void {
+  const [svcDir, readahead, threads] = process.argv.slice(2);
+  if (svcDir === undefined || (readahead !== 'fixed' && readahead !== 'adaptive')) {
+    process.stderr.write('usage: node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS]\n');
+    process.exit(2);
+  }
+  setLogLevel('error');
+  const service = PagerService.start({ svcDir, readahead, threads: threads ? Number(threads) : undefined, dropCache: false });
+  const stop = () => {
+    service.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const lines = readline.createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    if (line.trim() !== 'stats') return;
+    const s = service.stats();
+    process.stdout.write(
+      JSON.stringify({ ...s, bytesSupplied: Number(s.bytesSupplied), bytesZeroed: Number(s.bytesZeroed) }) + '\n',
+    );
+  });
+  lines.on('close', stop);
+  process.stdout.write('ready\n');
+}
+
+main();
