@@ -139,6 +139,8 @@ export interface SeqResult {
   bytes: number;
   seconds: number;
   check: string;
+  /** Pages of the file already resident before the read (mincore; seq mode only). */
+  alreadyResident?: number;
 }
 export interface RandResult {
   samples: number;
@@ -364,6 +366,14 @@ export class ServerProcess {
       shmemKiB: field('RssShmem'),
       fds: fs.readdirSync(`/proc/${this.pid}/fd`).length,
     };
+  }
+
+  /** CPU time (user + system, ms) the server process has used so far. */
+  cpuMs(): number {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
   }
 
   stop(): void {

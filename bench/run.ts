@@ -37,6 +37,7 @@ import {
   shmemKiB,
 } from './contenders';
 import { PagedFile } from '../src/client';
+import { NativePager } from '../src/pager/native_pager';
 
 const REPO = path.join(__dirname, '..', '..');
 /** Random samples are this far apart, more than any read-ahead window a random fault gets
@@ -93,6 +94,8 @@ interface RandomRep {
 interface ContenderResult {
   name: string;
   firstReadGBps: number[];
+  /** Pages of the file already in memory when a timed first read began (should be 0). */
+  firstReadNotFresh: number[];
   random: RandomRep[];
   skipped?: string;
   extra?: Record<string, unknown>;
@@ -105,8 +108,10 @@ interface Results {
   date: string;
   image: { fileBytes: number; imageBytes: number; smallFiles: number; bigExtents: number; dir: string };
   contenders: Record<string, ContenderResult>;
-  kernelReadaheadSweep: { readaheadKb: number; firstReadGBps: number[] }[];
+  kernelReadaheadSweep: { readaheadKb: number; firstReadGBps: number[]; notFreshPages?: number }[];
   kernelDefaultReadaheadKb: number;
+  /** The machine's 1-minute load average before each repetition and at the end (others' work). */
+  loadavg1min?: number[];
   fuse2fsSkipped?: string;
   registerFile?: Record<string, unknown>;
   memoryReturn?: Record<string, unknown>;
@@ -182,7 +187,16 @@ async function pagerFirstRead(
   server: ServerProcess,
   img: BenchImage,
   srcFd: number,
-): Promise<{ gbps: number; faults: number; shmemDeltaMiB: number; clientAnonDeltaMiB: number; clientShmemMiB: number; returnMs: number; residueMiB: number }> {
+): Promise<{
+  gbps: number;
+  faults: number;
+  notFreshPages: number;
+  clientMinorFaults: number;
+  clientUserMs: number;
+  clientSysMs: number;
+  serverCpuMs: number;
+  wallMs: number;
+  shmemDeltaMiB: number; clientAnonDeltaMiB: number; clientShmemMiB: number; returnMs: number; residueMiB: number }> {
   await server.waitForgotten();
   const shmem0 = shmemKiB();
   const session = PagerClientSession.open(server.svcDir, img.image);
@@ -192,12 +206,20 @@ async function pagerFirstRead(
     file = mapped.file;
     const mapping = mapped.mapping;
     const size = Number(img.big.size);
-    const faults0 = (await server.stats()).faults;
+    const stats0 = await server.stats();
     const rss0 = selfRss();
+    const serverCpu0 = server.cpuMs();
+    const usage0 = process.resourceUsage();
     const t0 = process.hrtime.bigint();
     for (let off = 0; off < size; off += SEQ_CHUNK) mapping.read(off, Math.min(SEQ_CHUNK, size - off));
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const faults = (await server.stats()).faults - faults0;
+    const usage1 = process.resourceUsage();
+    const serverCpuMs = server.cpuMs() - serverCpu0;
+    const stats1 = await server.stats();
+    const faults = stats1.faults - stats0.faults;
+    // Every page must have come from the pager during the timed read (none was in before).
+    const supplied = stats1.bytesSupplied + stats1.bytesZeroed - stats0.bytesSupplied - stats0.bytesZeroed;
+    const notFreshPages = Math.max(0, Math.ceil(size / PAGE) - Math.floor(supplied / PAGE));
     const rss1 = selfRss();
     const shmemDeltaMiB = (shmemKiB() - shmem0) / 1024;
     // Outside the timing: every byte, read again through the mapping, against the source.
@@ -214,6 +236,14 @@ async function pagerFirstRead(
     return {
       gbps: size / secs / 1e9,
       faults,
+      notFreshPages,
+      // Where the time went: the client's page faults (uffd faults and the minor faults that map
+      // each page once it is in) and CPU, and the server's CPU.
+      clientMinorFaults: usage1.minorPageFault - usage0.minorPageFault,
+      clientUserMs: Math.round((usage1.userCPUTime - usage0.userCPUTime) / 1000),
+      clientSysMs: Math.round((usage1.systemCPUTime - usage0.systemCPUTime) / 1000),
+      serverCpuMs: Math.round(serverCpuMs),
+      wallMs: Math.round(secs * 1000),
       shmemDeltaMiB: r1(shmemDeltaMiB),
       clientAnonDeltaMiB: r1((rss1.anonKiB - rss0.anonKiB) / 1024),
       clientShmemMiB: r1(rss1.shmemKiB / 1024),
@@ -231,8 +261,9 @@ async function pagerRandom(
   img: BenchImage,
   srcFd: number,
   expected: RandResult,
-): Promise<{ rep: RandomRep; overheadUs: number }> {
+): Promise<{ rep: RandomRep; overheadUs: number; returnMs: number; residueMiB: number }> {
   await server.waitForgotten();
+  const shmem0 = shmemKiB();
   const session = PagerClientSession.open(server.svcDir, img.image);
   try {
     const { file, mapping } = await session.mapBig(img);
@@ -258,12 +289,52 @@ async function pagerRandom(
         if (!sameAsSource(srcFd, off, bufs[i])) throw new Error(`the pager returned other bytes than the source file at ${off}`);
       });
       mapping.close();
-      return { rep: randomRep(lat, Math.max(0, expected.offsets.length - faults)), overheadUs: percentile(warm, 50) };
+      file.close();
+      session.close();
+      const back = await waitShmemBack(shmem0, 20000);
+      return {
+        rep: randomRep(lat, Math.max(0, expected.offsets.length - faults)),
+        overheadUs: percentile(warm, 50),
+        returnMs: back.ms,
+        residueMiB: r1(back.residueKiB / 1024),
+      };
     } finally {
       file.close();
     }
   } finally {
     session.close();
+  }
+}
+
+/** The native pager's RegisterFile alone, in this process (no socket, no codec): how much of a
+ *  call's time is the pager's own work (memfd, mapping, uffd, inotify, flock, reopen). */
+function registerFileCoreOnly(img: BenchImage): { files: number; p50Us: number; callsPerSec: number } | { error: string } {
+  try {
+    return registerFileCoreOnlyRun(img.image, img.small.slice(0, 5000));
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+// 5,000 files: here every file costs two fds in this process (the pager's memfd and the handle).
+function registerFileCoreOnlyRun(image: string, files: BenchImage['small']): { files: number; p50Us: number; callsPerSec: number } {
+  const backing = fs.openSync(image, 'r');
+  const pager = NativePager.create(backing, PAGE, { dropCache: false });
+  const fds: number[] = [];
+  try {
+    const lat: number[] = [];
+    const t0 = process.hrtime.bigint();
+    for (const f of files) {
+      const c0 = process.hrtime.bigint();
+      fds.push(pager.registerFile(f.name, f.ino, f.size, f.extents).fd);
+      lat.push(Number(process.hrtime.bigint() - c0) / 1000);
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { files: files.length, p50Us: r1(percentile(lat, 50)), callsPerSec: Math.round(files.length / secs) };
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+    pager.stop();
+    fs.closeSync(backing);
   }
 }
 
@@ -335,7 +406,9 @@ async function registerFileBench(dir: string, img: BenchImage, reps: number): Pr
     }
   }
   const med = (k: string) => median(runs.map((r) => r[k]));
+  const core = registerFileCoreOnly(img);
   return {
+    coreOnly: core,
     files: files.length,
     reps: runs.length,
     serialCallsPerSec: Math.round(med('serialCallsPerSec')),
@@ -379,7 +452,7 @@ async function runAll(opts: Options, work: string): Promise<Results> {
     kernelDefaultReadaheadKb: 0,
   };
   const C = results.contenders;
-  const contender = (key: string, name: string) => (C[key] = { name, firstReadGBps: [], random: [] });
+  const contender = (key: string, name: string) => (C[key] = { name, firstReadGBps: [], firstReadNotFresh: [], random: [] });
   contender('pager-adaptive', 'this project, read-ahead adaptive (default)');
   contender('pager-fixed', 'this project, read-ahead fixed 128 KiB (the seed)');
   contender('kernel-loop', 'kernel ext4 over loop (direct-io)');
@@ -403,28 +476,41 @@ async function runAll(opts: Options, work: string): Promise<Results> {
   };
   const memReturn: Record<string, unknown>[] = [];
   const overheads: number[] = [];
+  const loadavg: number[] = [];
   const samples = opts.randomSamples;
   try {
-    for (let rep = 0; rep < opts.reps; rep++) {
+    // Repetition 0 is a warm-up, not counted: on a VM the first touch of guest memory is slow
+    // (measured: the memfd ceiling at 0.55 GB/s in a first repetition, 3 GB/s after).
+    for (let rep = 0; rep <= opts.reps; rep++) {
+      const warmup = rep === 0;
       const seed = rep + 1;
-      log(`repetition ${rep + 1}/${opts.reps}`);
+      log(warmup ? 'warm-up repetition (not counted)' : `repetition ${rep}/${opts.reps}`);
+      loadavg.push(os.loadavg()[0]);
       const expectedRand = reader.rand(img.source, samples, RANDOM_SPACING, seed);
+      const keep = (key: string, gbps: number, notFresh: number) => {
+        if (warmup) return;
+        C[key].firstReadGBps.push(gbps);
+        C[key].firstReadNotFresh.push(notFresh);
+      };
+      const keepRandom = (key: string, r: RandomRep) => {
+        if (!warmup) C[key].random.push(r);
+      };
 
       // (d) the ceiling: the kernel filling a fresh memfd with pwrite from the (cached) source.
       const fill = reader.fill(img.source, 0, size);
       if (fill.check !== expectedSeq.check) throw new Error('memfd fill: bytes read back differ from the source');
-      C['memfd-ceiling'].firstReadGBps.push(fill.bytes / fill.seconds / 1e9);
+      keep('memfd-ceiling', fill.bytes / fill.seconds / 1e9, 0);
 
       // (b) the kernel's ext4 over loop: a fresh mount before each read (unmounting drops the
       // file's page cache; the image itself stays in tmpfs).
       loop.mount();
       const kseq = reader.seq(path.join(loop.mountPoint, 'big'));
       if (kseq.check !== expectedSeq.check) throw new Error('kernel loop: bytes differ from the source');
-      C['kernel-loop'].firstReadGBps.push(kseq.bytes / kseq.seconds / 1e9);
+      keep('kernel-loop', kseq.bytes / kseq.seconds / 1e9, kseq.alreadyResident ?? NaN);
       loop.mount();
       const krand = reader.rand(path.join(loop.mountPoint, 'big'), samples, RANDOM_SPACING, seed);
       checkRandom('kernel loop', krand, expectedRand);
-      C['kernel-loop'].random.push(randomRep(krand.latencyUs, krand.alreadyResident));
+      keepRandom('kernel-loop', randomRep(krand.latencyUs, krand.alreadyResident));
 
       // (c) fuse2fs: a fresh fuse2fs process and FUSE mount before each read.
       if (!fuseWhy) {
@@ -433,7 +519,7 @@ async function runAll(opts: Options, work: string): Promise<Results> {
         try {
           const fseq = reader.seq(path.join(mnt, 'big'));
           if (fseq.check !== expectedSeq.check) throw new Error('fuse2fs: bytes differ from the source');
-          C['fuse2fs'].firstReadGBps.push(fseq.bytes / fseq.seconds / 1e9);
+          keep('fuse2fs', fseq.bytes / fseq.seconds / 1e9, fseq.alreadyResident ?? NaN);
         } finally {
           m.close();
         }
@@ -441,7 +527,7 @@ async function runAll(opts: Options, work: string): Promise<Results> {
         try {
           const frand = reader.rand(path.join(mnt, 'big'), samples, RANDOM_SPACING, seed);
           checkRandom('fuse2fs', frand, expectedRand);
-          C['fuse2fs'].random.push(randomRep(frand.latencyUs, frand.alreadyResident));
+          keepRandom('fuse2fs', randomRep(frand.latencyUs, frand.alreadyResident));
         } finally {
           m.close();
         }
@@ -451,26 +537,31 @@ async function runAll(opts: Options, work: string): Promise<Results> {
       // gone) mapped through the client; the image's pages are warm as for the others.
       for (const mode of MODES) {
         const seq = await pagerFirstRead(servers[mode], img, srcFd);
-        C[`pager-${mode}`].firstReadGBps.push(seq.gbps);
-        memReturn.push({ mode, rep, ...seq, gbps: r2(seq.gbps) });
+        keep(`pager-${mode}`, seq.gbps, seq.notFreshPages);
         const rnd = await pagerRandom(servers[mode], img, srcFd, expectedRand);
-        C[`pager-${mode}`].random.push(rnd.rep);
+        keepRandom(`pager-${mode}`, rnd.rep);
+        if (warmup) continue;
+        memReturn.push({ mode, rep, ...seq, gbps: r2(seq.gbps), randomReturnMs: rnd.returnMs, randomResidueMiB: rnd.residueMiB });
         overheads.push(rnd.overheadUs);
       }
     }
+    loadavg.push(os.loadavg()[0]);
+    results.loadavg1min = loadavg.map(r2);
 
     // The kernel's first read by read-ahead size (for the chart), fewer repetitions.
     const sweepReps = Math.min(opts.reps, 3);
     for (const kb of KERNEL_RA_SWEEP_KB) {
       loop.readaheadKb = kb;
       const runs: number[] = [];
+      let notFresh = 0;
       for (let i = 0; i < sweepReps; i++) {
         loop.mount();
         const s = reader.seq(path.join(loop.mountPoint, 'big'));
         if (s.check !== expectedSeq.check) throw new Error('kernel loop: bytes differ from the source');
         runs.push(s.bytes / s.seconds / 1e9);
+        notFresh += s.alreadyResident ?? 0;
       }
-      results.kernelReadaheadSweep.push({ readaheadKb: kb, firstReadGBps: runs.map(r2) });
+      results.kernelReadaheadSweep.push({ readaheadKb: kb, firstReadGBps: runs.map(r2), notFreshPages: notFresh });
     }
     loop.readaheadKb = results.kernelDefaultReadaheadKb;
     results.kernelReadaheadSweep.push({
@@ -491,10 +582,17 @@ async function runAll(opts: Options, work: string): Promise<Results> {
       'Shmem in /proc/meminfo (memfd pages are shmem): before registering the file, after reading it all through the mapping, and after the mapping and the last handle are closed (waiting until it is back within 4 MiB, at most 20 s)',
     shmemGrowthMiB: median(mr.map((m) => m.shmemDeltaMiB as number)),
     shmemResidueMiB: median(mr.map((m) => m.residueMiB as number)),
-    maxResidueMiB: Math.max(...memReturn.map((m) => m.residueMiB as number)),
+    maxResidueMiB: Math.max(...memReturn.flatMap((m) => [m.residueMiB as number, m.randomResidueMiB as number])),
     returnMs: median(mr.map((m) => m.returnMs as number)),
     clientAnonGrowthMiB: median(mr.map((m) => m.clientAnonDeltaMiB as number)),
     clientRssShmemMiB: median(mr.map((m) => m.clientShmemMiB as number)),
+    timeSplit: Object.fromEntries(
+      MODES.map((mode) => {
+        const reps = memReturn.filter((m) => m.mode === mode);
+        const med = (k: string) => median(reps.map((m) => m[k] as number));
+        return [mode, { wallMs: med('wallMs'), clientUserMs: med('clientUserMs'), clientSysMs: med('clientSysMs'), serverCpuMs: med('serverCpuMs'), clientMinorFaults: med('clientMinorFaults') }];
+      }),
+    ),
     faultsPerFirstRead: Object.fromEntries(MODES.map((mode) => [mode, median(memReturn.filter((m) => m.mode === mode).map((m) => m.faults as number))])),
     perRep: memReturn,
   };
@@ -640,7 +738,10 @@ function markdown(res: Results): string {
   out.push(
     `- Image: a ${res.image.fileBytes >> 20} MiB file of random bytes (${res.image.bigExtents} extents) and ${res.image.smallFiles} files of 4 KiB, in a ${(res.image.imageBytes / 1048576).toFixed(0)} MiB 4 KiB-block ext4 image made with \`mkfs.ext4 -d\`, on tmpfs (${res.image.dir}): the image is always in memory, no disk is measured.`,
   );
-  out.push(`- Repetitions: ${res.options.reps}; random reads: ${res.options.randomSamples} per repetition and contender.`);
+  out.push(
+    `- Load: the machine is shared (other engineers' builds and tests run on it); its 1-minute load average before each repetition and at the end: ${(res.loadavg1min ?? []).join(', ')}. Medians absorb some of that, not all.`,
+  );
+  out.push(`- Repetitions: ${res.options.reps}, after one warm-up repetition that is not counted (first touch of guest memory on this VM is slow); random reads: ${res.options.randomSamples} per repetition and contender.`);
   out.push('');
   out.push('## Targets (issue 7)');
   out.push('');
@@ -668,8 +769,8 @@ function markdown(res: Results): string {
   const keys = Object.keys(s.firstReadGBps);
   out.push(
     table(
-      ['contender', 'GB/s (median)', 'runs', ...keys.map((k) => `ratio to ${k}`)],
-      keys.map((k) => [C[k].name, s.firstReadGBps[k].toFixed(2), C[k].firstReadGBps.map((v) => v.toFixed(2)).join(', '), ...keys.map((b) => (b === k ? '-' : `${s.firstReadRatios[k][b].toFixed(2)}x`))]),
+      ['contender', 'GB/s (median)', 'runs', 'pages in before', ...keys.map((k) => `ratio to ${k}`)],
+      keys.map((k) => [C[k].name, s.firstReadGBps[k].toFixed(2), C[k].firstReadGBps.map((v) => v.toFixed(2)).join(', '), C[k].firstReadNotFresh.reduce((a, b) => a + b, 0), ...keys.map((b) => (b === k ? '-' : `${s.firstReadRatios[k][b].toFixed(2)}x`))]),
     ),
   );
   if (res.fuse2fsSkipped) out.push(`\nfuse2fs was **skipped**: ${res.fuse2fsSkipped}`);
@@ -679,9 +780,24 @@ function markdown(res: Results): string {
     `Faults the server served per first read: fixed ${fpr.fixed}, adaptive ${fpr.adaptive} (for ${res.image.fileBytes >> 20} MiB: ${((res.image.fileBytes / fpr.fixed) / 1024).toFixed(0)} KiB and ${((res.image.fileBytes / fpr.adaptive) / 1024).toFixed(0)} KiB per fault on average).`,
   );
   out.push('');
+  const split = mem.timeSplit as Record<string, Record<string, number>>;
+  out.push('Where a first read\'s time goes (medians; client = the reading process, server = the pager process):');
+  out.push('');
+  out.push(
+    table(
+      ['read-ahead', 'wall ms', 'client user ms', 'client sys ms', 'server CPU ms', 'client minor faults'],
+      MODES.map((mode) => [mode, split[mode].wallMs, split[mode].clientUserMs, split[mode].clientSysMs, split[mode].serverCpuMs, split[mode].clientMinorFaults]),
+    ),
+  );
+  out.push('');
   out.push('The kernel\'s first read by the loop device\'s `read_ahead_kb` (its default here is ' + res.kernelDefaultReadaheadKb + ' KiB):');
   out.push('');
-  out.push(table(['read_ahead_kb', 'GB/s (median)', 'runs'], res.kernelReadaheadSweep.map((k) => [k.readaheadKb, median(k.firstReadGBps).toFixed(2), k.firstReadGBps.join(', ')])));
+  out.push(
+    table(
+      ['read_ahead_kb', 'GB/s (median)', 'runs', 'pages in before'],
+      res.kernelReadaheadSweep.map((k) => [k.readaheadKb, median(k.firstReadGBps).toFixed(2), k.firstReadGBps.join(', '), k.notFreshPages ?? '-']),
+    ),
+  );
   out.push('');
   out.push('![first-read throughput by read-ahead](docs/bench/throughput.svg)');
   out.push('');
@@ -713,6 +829,12 @@ function markdown(res: Results): string {
       ['measure', 'median'],
       [
         ['RegisterFile, one in flight: calls/s', reg.serialCallsPerSec],
+        [
+          'the pager core\'s registerFile alone, in-process (no socket, no codec; 5,000 files): p50 us / calls/s',
+          JSON.stringify(reg.coreOnly).includes('error')
+            ? `failed: ${(reg.coreOnly as unknown as { error: string }).error}`
+            : `${(reg.coreOnly as unknown as { p50Us: number }).p50Us} / ${(reg.coreOnly as unknown as { callsPerSec: number }).callsPerSec}`,
+        ],
         ['RegisterFile, one in flight: latency p50 / p99 (us)', `${reg.p50Us} / ${reg.p99Us}`],
         [`RegisterFile, ${reg.inFlight} in flight: calls/s`, reg.pipelinedCallsPerSec],
         ['server VmRSS idle (MiB)', reg.serverRssIdleMiB],
