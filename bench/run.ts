@@ -149,6 +149,13 @@ function machine(): Record<string, unknown> {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     fuse2fs: fuse2fsVersion,
+    shmemThp: (() => {
+      try {
+        return /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/shmem_enabled', 'utf8'))?.[1] ?? 'unknown';
+      } catch {
+        return 'unknown';
+      }
+    })(),
   };
 }
 
@@ -797,6 +804,10 @@ function markdown(res: Results): string {
       ['read_ahead_kb', 'GB/s (median)', 'runs', 'pages in before'],
       res.kernelReadaheadSweep.map((k) => [k.readaheadKb, median(k.firstReadGBps).toFixed(2), k.firstReadGBps.join(', '), k.notFreshPages ?? '-']),
     ),
+  );
+  out.push('');
+  out.push(
+    `A kernel first read can beat the "ceiling": ext4's page cache takes large folios, while a memfd (shmem, transparent huge pages \`${m.shmemThp}\` here) is filled 4 KiB page by page, which is what the pager's memfds cost too. The first run at a new read_ahead_kb size may be slow (first use of large folios on this VM).`,
   );
   out.push('');
   out.push('![first-read throughput by read-ahead](docs/bench/throughput.svg)');
