@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -98,7 +99,15 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
   }
   tls_guard = &guard;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  memcpy(dst, src, len);
+  // Page by page, front to back: a large memcpy may touch the end first and walk backwards
+  // (measured: glibc's did), and the pager's read-ahead follows forward access.
+  const uint64_t page = uffd::PageSize();
+  size_t done = 0;
+  while (done < len) {
+    size_t n = std::min<size_t>(len - done, page - (reinterpret_cast<uintptr_t>(src + done) & (page - 1)));
+    memcpy(dst + done, src + done, n);
+    done += n;
+  }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_guard = nullptr;
   return true;
