@@ -294,10 +294,21 @@ check "a new client after the kill reads $big, SHA-256 matches" cat_matches afte
 check "a new client after the kill reads /one-mib, SHA-256 matches" cat_matches after-kill2 /one-mib
 
 # ---------------------------------------------------------------- the other way to get a uffd
-# Without the device: the userfaultfd(2) syscall, allowed by an unconfined seccomp profile, and
-# CAP_SYS_PTRACE for a full (not user-mode-only) uffd when vm.unprivileged_userfaultfd=0.
+# Without the device: the userfaultfd(2) syscall, allowed by an unconfined seccomp profile.
+# With CAP_SYS_PTRACE it gives a full uffd; without it (vm.unprivileged_userfaultfd=0) only a
+# user-mode-only one, which serves the CLI's reads too (they fault in user mode).
 check "a client without the device (seccomp=unconfined, SYS_PTRACE) reads /dir/three-mib-odd" \
   cat_matches seccomp /dir/three-mib-odd --security-opt seccomp=unconfined --cap-drop ALL --cap-add SYS_PTRACE
+check "a client without the device (seccomp=unconfined, no capability) reads /odd-64k" \
+  cat_matches seccomp-nocap /odd-64k --security-opt seccomp=unconfined --cap-drop ALL
+nogrant_client_says_so() {
+  local out="$work/out-nogrant" err="$work/err-nogrant" rc
+  client_with nogrant-client --cap-drop ALL -- cat --svc-dir /svc /images/test.img /one-mib >"$out" 2>"$err"
+  rc=$?
+  [ "$rc" -eq 1 ] && [ ! -s "$out" ] && grep -qi userfaultfd "$err" \
+    || { say "#   exit $rc, $(stat -c %s "$out") bytes on stdout, stderr: $(head -c 300 "$err")"; return 1; }
+}
+check "a client without a uffd grant exits 1 and names userfaultfd" nogrant_client_says_so
 
 # ---------------------------------------------------------------- no grant at all
 nogrant_says_so() {
