@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     execFileSync(mkfs(), ['-q', '-F', '-b', '4096', '-d', src, imagePath, '128M']);
     console.log(`1. made ${imagePath} (128 MiB ext4, 4 KiB blocks) with mkfs.ext4 -d from ${src}`);
 
-    const embedded = EmbeddedService.start({ readahead: 'fixed' });
+    const embedded = EmbeddedService.start();
     console.log(`2. embedded server listening in ${embedded.svcDir}`);
     const client = PagerClientConnection.connect(embedded.svcDir);
     const image = Ext4Image.open(imagePath);
