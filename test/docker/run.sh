@@ -85,7 +85,9 @@ ensure_docker() {
     [ "$(id -u)" -eq 0 ] || { say "docker.io is missing and this is not root"; return 1; }
     say "# installing docker.io"
     export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get update -qq >/dev/null && timeout 300 apt-get install -y -qq docker.io >/dev/null || return 1
+    local apt_log=/tmp/starnix-pager-apt.log
+    { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq docker.io; } >"$apt_log" 2>&1 \
+      || { tail -20 "$apt_log"; return 1; }
   fi
   timeout 20 docker info >/dev/null 2>&1 && return 0
   [ "$(id -u)" -eq 0 ] || { say "no Docker engine runs and this is not root"; return 1; }
