@@ -57,7 +57,7 @@ export class MapperConnection implements mapper.MapperHandler {
     try {
       const id = pager.attachMapping(vmo.fd, uffd.take(), address, length, offset);
       this.attachments.push({ pager, id });
-      logger.debug('mapping attached', { channel: this.channel.name, id, address: '0x' + address.toString(16), length: String(length) });
+      if (logger.isDebugEnabled()) logger.debug('mapping attached', { channel: this.channel.name, id, address: '0x' + address.toString(16), length: String(length) });
       return { ok: true, value: undefined };
     } catch (e) {
       if (e instanceof PagerError) return fail(e.status, e.message);

@@ -20,6 +20,8 @@ export class PagerInstance {
   private channelOpen = true;
   private stopped = false;
   private registrations = 0;
+  /** Files created and not yet forgotten: kept here so the hot path needs no native stats call. */
+  private liveFiles = 0;
 
   constructor(
     private readonly nativePager: NativePager,
@@ -29,7 +31,8 @@ export class PagerInstance {
     readonly describe: string,
   ) {
     nativePager.onFileForgotten((inode, name) => {
-      logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
+      this.liveFiles--;
+      if (logger.isDebugEnabled()) logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
       this.maybeStop();
     });
     this.binding = runner.servePager(channel, { registerFile: (req) => this.registerFile(req) }, {
@@ -61,7 +64,7 @@ export class PagerInstance {
       const missing = ['name', 'inode_num', 'size', 'extents'].filter((_, i) => [name, inodeNum, size, extents][i] === undefined);
       return fail(ZX.INVALID_ARGS, `missing ${missing.join(', ')}`);
     }
-    if (this.nativePager.stats().files >= this.limits.filesPerPager) {
+    if (this.liveFiles >= this.limits.filesPerPager) {
       return fail(ZX.NO_RESOURCES, `this pager holds ${this.limits.filesPerPager} files already`);
     }
     try {
@@ -72,7 +75,10 @@ export class PagerInstance {
         extents.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: e.physicalBlock })),
       );
       this.registrations++;
-      logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
+      if (created) this.liveFiles++;
+      if (logger.isDebugEnabled()) {
+        logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
+      }
       return { ok: true, value: { vmo: new Handle(fd) } };
     } catch (e) {
       if (e instanceof PagerError) return fail(e.status, e.message);
@@ -83,8 +89,7 @@ export class PagerInstance {
 
   /** Stops the native threads once neither the channel nor any file keeps the pager alive. */
   private maybeStop(): void {
-    if (this.stopped || this.channelOpen) return;
-    if (this.nativePager.stats().files > 0) return;
+    if (this.stopped || this.channelOpen || this.liveFiles > 0) return;
     this.stop();
   }
 
