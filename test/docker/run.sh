@@ -252,6 +252,21 @@ concurrent_reads() {
 }
 check "3 concurrent clients read $big, each SHA-256 matches" concurrent_reads
 
+# ---------------------------------------------------------------- the server's open fds
+# Every client brings an image fd, a uffd and its connections; the server must let them all go
+# when the client goes, however it goes. The count after the first clients is the baseline
+# (the server opens some fds of its own on first use).
+server_fds() { local pid; pid="$(docker inspect -f '{{.State.Pid}}' "$server")" && ls "/proc/$pid/fd" | wc -l; }
+# fds_settle_to N: waits up to 10 s for the server's fd count to come down to N.
+fds_settle_to() {
+  local n
+  for _ in $(seq 1 40); do n="$(server_fds)" && [ "$n" -le "$1" ] && return 0; sleep 0.25; done
+  say "#   the server holds $n fds, $1 before"; return 1
+}
+sleep 1
+baseline_fds="$(server_fds)"
+say "# the server holds $baseline_fds fds after the first clients"
+
 # ---------------------------------------------------------------- a client killed mid-read
 # The client's stdout goes to a FIFO that this script holds open but stops reading after
 # 1 MiB: the pipe and the engine's attach stream fill up, and the client blocks in the middle
@@ -277,6 +292,7 @@ kill_mid_read() {
     exec 7>&-; wait "$cli_pid"; return 1
   fi
   cmp -s -n "$head_bytes" "$work/partial" "$files$big" || { say "#   the first MiB differs"; exec 7>&-; return 1; }
+  say "#   the server holds $(server_fds) fds while the client is mid-read"
   timeout -k 5 60 docker kill "$name" >/dev/null 7<&- &
   local kill_pid=$!
   sleep 1
@@ -294,6 +310,7 @@ sleep 1
 check "the server still runs after the client's death" running "$server"
 check "a new client after the kill reads $big, SHA-256 matches" cat_matches after-kill "$big"
 check "a new client after the kill reads /one-mib, SHA-256 matches" cat_matches after-kill2 /one-mib
+check "the server's fds come back to $baseline_fds after the killed client and the next ones" fds_settle_to "$baseline_fds"
 
 # ---------------------------------------------------------------- the other way to get a uffd
 # Without the device: the userfaultfd(2) syscall, allowed by an unconfined seccomp profile.
