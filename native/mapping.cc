@@ -439,6 +439,29 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
 
 }  // namespace
 
-void InitMapping(Napi::Env env, Napi::Object exports) { exports.Set("Mapping", MappingObject::Define(env)); }
+// probeUserfaultfd(): null when this process can create a uffd the way the pager and the
+// mappings do, else one line saying why not (for the server's start-up message).
+static Napi::Value ProbeUserfaultfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uffd::Created c = uffd::Create();
+  if (c.fd < 0) {
+    std::string why = std::string("cannot create a userfaultfd: ") + strerror(c.err) +
+                      " (grant /dev/userfaultfd, or allow the userfaultfd system call: root, CAP_SYS_PTRACE or"
+                      " vm.unprivileged_userfaultfd=1)";
+    return Napi::String::New(env, why);
+  }
+  bool user_mode_only = c.user_mode_only;
+  close(c.fd);
+  if (user_mode_only) {
+    return Napi::String::New(env, std::string("only a user-mode-only userfaultfd is available (") + c.how +
+                                      "): faults taken inside the kernel cannot be served");
+  }
+  return env.Null();
+}
+
+void InitMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("Mapping", MappingObject::Define(env));
+  exports.Set("probeUserfaultfd", Napi::Function::New(env, ProbeUserfaultfd, "probeUserfaultfd"));
+}
 
 }  // namespace starnix

@@ -6,6 +6,7 @@ import type { Ext4Stat } from '../ext4/image';
 import { PagerCallError } from '../client';
 import { FidlError } from '../fidl';
 import { logger } from '../log';
+import { native } from '../native';
 import { PagerService } from '../server/service';
 import { statusName } from '../server/status';
 import { CliError, UsageError } from './errors';
@@ -55,10 +56,10 @@ function explain(e: unknown, what: string): never {
 
 export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
+  // The pager registers a uffd of its own on each file's memfd, and clients need one per mapping:
+  // say so now, not at the first RegisterFile, when this process cannot have one.
   const probe = probeUserfaultfd();
-  if (probe !== null) {
-    process.stderr.write(`starnix-pager: warning: this process cannot create a userfaultfd (${probe}); clients must bring their own (they do), but check their permissions too\n`);
-  }
+  if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; RegisterFile will fail until it can\n`);
   let service: PagerService;
   try {
     service = PagerService.start({ svcDir: flags.svcDir, threads: flags.threads, readahead: flags.readahead, allowUids: flags.allowUids });
@@ -84,17 +85,11 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): P
   return 0;
 }
 
-/** Why a userfaultfd cannot be made here, or null when it can (the same path the clients take). */
+/** Why this process cannot create a userfaultfd, or null when it can. */
 function probeUserfaultfd(): string | null {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { native } = require('../native');
-    if (typeof native.probeUserfaultfd !== 'function') return null;
-    const why = native.probeUserfaultfd() as string | null;
-    return why ?? null;
-  } catch (e) {
-    return (e as Error).message;
-  }
+  const why = native.probeUserfaultfd() as string | null;
+  // A user-mode-only uffd is enough for the pager (it never faults on its own mappings).
+  return why !== null && why.startsWith('cannot') ? why : null;
 }
 
 export function cmdLs(image: string, p: string, out: NodeJS.WritableStream): number {
