@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -34,6 +35,9 @@ constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first:
 constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
 constexpr uint64_t kStopTag = 1;
 constexpr uint64_t kInotifyTag = 2;
+constexpr uint64_t kRecheckTag = 3;
+// Probes of a file whose close event came before its lock was dropped: 1 ms apart, then doubling.
+constexpr int kRecheckProbes = 8;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
@@ -452,6 +456,11 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   ev.data.u64 = kInotifyTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
+  p->recheck_timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (p->recheck_timer_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("timerfd_create", errno));
+  ev.data.u64 = kRecheckTag;
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->recheck_timer_fd_, &ev) != 0)
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(timerfd)", errno));
 
   for (int i = 0; i < options.threads; i++) {
     // std::thread would abort on failure (no exceptions): use pthreads and report.
@@ -677,12 +686,12 @@ bool Pager::OwnsFile(dev_t dev, ino_t ino) {
   return false;
 }
 
-void Pager::MaybeForgetLocked(const std::shared_ptr<PagedFile>& file,
+bool Pager::MaybeForgetLocked(const std::shared_ptr<PagedFile>& file,
                               std::vector<std::pair<uint32_t, std::string>>* forgotten) {
   // Every handle holds LOCK_SH on its description: LOCK_EX succeeds only when none is left.
   if (flock(file->memfd, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) Log(LogLevel::kError, Errno("flock(memfd)", errno));
-    return;
+    return false;
   }
   if (inotify_rm_watch(inotify_fd_, file->wd) != 0) Log(LogLevel::kDebug, Errno("inotify_rm_watch", errno));
   inode_by_wd_.erase(file->wd);
@@ -694,7 +703,44 @@ void Pager::MaybeForgetLocked(const std::shared_ptr<PagedFile>& file,
     if (entry.second->file == file) stale.push_back(entry.first);
   }
   for (uint64_t id : stale) DetachLocked(id);
+  recheck_.erase(file->inode);
   forgotten->emplace_back(file->inode, file->name);
+  return true;
+}
+
+void Pager::ArmRecheckLocked(int delay_ms) {
+  struct itimerspec when = {};
+  when.it_value.tv_sec = delay_ms / 1000;
+  when.it_value.tv_nsec = static_cast<long>(delay_ms % 1000) * 1000000L;
+  if (timerfd_settime(recheck_timer_fd_, 0, &when, nullptr) != 0) Log(LogLevel::kError, Errno("timerfd_settime", errno));
+}
+
+void Pager::HandleRecheck() {
+  uint64_t expirations;
+  while (read(recheck_timer_fd_, &expirations, sizeof expirations) < 0 && errno == EINTR) {
+  }
+  std::vector<std::pair<uint32_t, std::string>> forgotten;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    int next_delay = 0;
+    for (auto it = recheck_.begin(); it != recheck_.end();) {
+      auto f = files_.find(it->first);
+      if (f == files_.end() || MaybeForgetLocked(f->second, &forgotten) || --it->second <= 0) {
+        // Forgotten, gone, or still held after every probe: a holder is alive, and its own close
+        // will bring a new event.
+        it = recheck_.erase(it);
+        continue;
+      }
+      next_delay = std::max(next_delay, 1 << (kRecheckProbes - it->second));
+      ++it;
+    }
+    if (next_delay > 0) ArmRecheckLocked(next_delay);
+  }
+  for (auto& entry : forgotten) {
+    Log(LogLevel::kDebug, "forgot file " + entry.second + " (inode " + std::to_string(entry.first) + ")");
+    if (forgotten_) forgotten_(entry.first, entry.second);
+  }
 }
 
 void Pager::HandleInotify() {
@@ -733,7 +779,14 @@ void Pager::HandleInotify() {
         if (f != files_.end()) check.push_back(f->second);
       }
     }
-    for (auto& f : check) MaybeForgetLocked(f, &forgotten);
+    bool recheck = false;
+    for (auto& f : check) {
+      if (!MaybeForgetLocked(f, &forgotten)) {
+        recheck_[f->inode] = kRecheckProbes;
+        recheck = true;
+      }
+    }
+    if (recheck) ArmRecheckLocked(1);
   }
   for (auto& entry : forgotten) {
     Log(LogLevel::kDebug, "forgot file " + entry.second + " (inode " + std::to_string(entry.first) + ")");
@@ -836,6 +889,10 @@ void Pager::ThreadMain(int index) {
         HandleInotify();
         continue;
       }
+      if (tag == kRecheckTag) {
+        HandleRecheck();
+        continue;
+      }
       std::shared_ptr<Attachment> att;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -883,7 +940,7 @@ void Pager::Stop() {
   }
   attachments.clear();
   files.clear();  // closes the memfds and unmaps the pager's mappings
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &fill_uffd_, &backing_fd_}) {
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &recheck_timer_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

@@ -126,11 +126,14 @@ class Pager : public std::enable_shared_from_this<Pager> {
 
   void ThreadMain(int index);
   void HandleInotify();
+  void HandleRecheck();
+  void ArmRecheckLocked(int delay_ms);
   void ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler);
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler);
   uint64_t ReadaheadBytes(Attachment& att, uint64_t file_offset);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
-  void MaybeForgetLocked(const std::shared_ptr<PagedFile>& file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
+  // True when the file was forgotten (no handle or mapping holds it any more).
+  bool MaybeForgetLocked(const std::shared_ptr<PagedFile>& file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
   void DetachLocked(uint64_t id);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
@@ -159,6 +162,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments_;
   uint64_t next_attachment_id_ = 16;  // below 16: epoll tags of the pager's own fds
   std::mutex inotify_mu_;              // one reader of inotify at a time (events are ordered)
+  // The kernel queues a close event before it drops the closed description's flock, so a lock
+  // probe right after the event can still fail: such files are probed again on a timer.
+  int recheck_timer_fd_ = -1;          // timerfd, armed while recheck_ is not empty
+  std::unordered_map<uint32_t, int> recheck_;  // inode -> probes left (guarded by mu_)
 
   std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0};
 };
