@@ -8,7 +8,15 @@ import * as path from 'path';
 import { PagerClientConnection } from '../../src/client';
 import { Ext4Image } from '../../src/ext4';
 import type { PagerExtent } from '../../src/gen/fuchsia_starnix_runner';
-import { makeImage, seededBytes } from '../support/images';
+import * as crypto from 'crypto';
+import { native } from '../../src/native';
+import { makeImage } from '../support/images';
+
+/** Deterministic pseudo-random bytes from AES-128-CTR keyed by `seed`: fast enough for 100s of MiB. */
+export function streamBytes(seed: number, length: number): Buffer {
+  const key = crypto.createHash('sha256').update(`hostile-${seed}`).digest().subarray(0, 16);
+  return crypto.createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
+}
 
 export const REPO = path.resolve(__dirname, '..', '..');
 /** Compiled helpers (npm test builds dist/ first). */
@@ -122,12 +130,19 @@ export class ServerProcess {
       });
     }
     const server = new ServerProcess(child, svcDir);
-    const socket = path.join(svcDir, 'starnix.pager.Mapper');
+    // Ready when both sockets accept a connection (a socket file can exist before listen()).
     const deadline = Date.now() + 15_000;
-    while (!fs.existsSync(socket) || !fs.existsSync(path.join(svcDir, 'fuchsia.starnix.runner.Manager'))) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited early: ${server.stderr}`);
-      if (Date.now() > deadline) throw new Error(`server did not start: ${server.stderr}`);
-      await sleep(20);
+    for (const name of ['fuchsia.starnix.runner.Manager', 'starnix.pager.Mapper']) {
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited early: ${server.stderr}`);
+        if (Date.now() > deadline) throw new Error(`server did not start: ${server.stderr}`);
+        try {
+          fs.closeSync(native.connectSocket(path.join(svcDir, name)) as number);
+          break;
+        } catch {
+          await sleep(20);
+        }
+      }
     }
     return server;
   }
@@ -177,7 +192,7 @@ export function buildImage(sizes: number[], opts: { blockSize?: 1024 | 2048 | 40
   fs.mkdirSync(src);
   const datas: Buffer[] = [];
   sizes.forEach((size, i) => {
-    const data = seededBytes((opts.seed ?? 1) * 1000 + i, size);
+    const data = streamBytes((opts.seed ?? 1) * 1000 + i, size);
     datas.push(data);
     fs.writeFileSync(path.join(src, `f${i}`), data);
   });
@@ -235,4 +250,43 @@ export async function expectFdsBack(server: ServerProcess, baseline: number, wha
   } catch (e) {
     throw new Error(`${(e as Error).message}; server fds now: ${JSON.stringify(fdKindsOf(server.pid))}`);
   }
+}
+
+// ---------- client processes ----------
+
+export interface ClientChild {
+  child: ChildProcess;
+  /** The first line it prints ("mapped", a JSON report, or "error ..."). */
+  firstLine: Promise<string>;
+  /** Everything it printed, once it exits. */
+  output: Promise<string>;
+}
+
+/** Spawns test/hostile/client_child.js with `args` (files given as ImageFile are serialised). */
+export function spawnClient(args: Record<string, unknown> & { files: ImageFile[] }, opts: { uid?: number; gid?: number } = {}): ClientChild {
+  const files = args.files.map((f) => ({
+    path: f.path,
+    ino: f.ino,
+    size: String(f.size),
+    extents: f.extents.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: String(e.physicalBlock) })),
+  }));
+  const child = spawn(process.execPath, [path.join(DIST_HOSTILE, 'client_child.js'), JSON.stringify({ ...args, files })], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STARNIX_PAGER_LOG: 'error' },
+    uid: opts.uid,
+    gid: opts.gid,
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const firstLine = new Promise<string>((resolve) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.once('exit', () => resolve(out.split('\n')[0] || `exited without output: ${err.slice(-500)}`));
+  });
+  const output = new Promise<string>((resolve) => child.once('exit', () => resolve(out + err)));
+  return { child, firstLine, output };
 }
