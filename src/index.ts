@@ -11,7 +11,7 @@ export { PagerService, EmbeddedService } from './server/service';
 export type { PagerServiceOptions, ServiceStats } from './server/service';
 export { DEFAULT_LIMITS } from './server/limits';
 export type { ServerLimits } from './server/limits';
-export { ZX, statusName } from './server/status';
+export { ZX, statusName } from './zx_status';
 export { Ext4Image, Ext4Error } from './ext4';
 export { Channel, ChannelError } from './transport/channel';
 export { Handle } from './transport/handle';

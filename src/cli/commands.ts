@@ -8,7 +8,7 @@ import { FidlError } from '../fidl';
 import { logger } from '../log';
 import { native } from '../native';
 import { PagerService } from '../server/service';
-import { statusName } from '../server/status';
+import { statusName } from '../zx_status';
 import { CliError, UsageError } from './errors';
 import { PagerSession, streamFile, writeAll } from './pager_session';
 

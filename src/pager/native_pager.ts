@@ -6,21 +6,6 @@ import * as fs from 'fs';
 import { native } from '../native';
 import { logger } from '../log';
 
-/** zx status values the pager reports. */
-export const ZxStatus = {
-  OK: 0,
-  INTERNAL: -1,
-  NOT_SUPPORTED: -2,
-  NO_RESOURCES: -3,
-  NO_MEMORY: -4,
-  INVALID_ARGS: -10,
-  BAD_HANDLE: -11,
-  WRONG_TYPE: -12,
-  BAD_STATE: -20,
-  NOT_FOUND: -25,
-  IO: -40,
-} as const;
-
 /** A failure with the zx status to put on the wire. */
 export class PagerError extends Error {
   readonly status: number;

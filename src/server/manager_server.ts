@@ -15,7 +15,7 @@ import { Handle } from '../transport/handle';
 import { handleInfo, handleObjectCheck } from '../transport/handle_info';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
-import { ZX, statusName } from './status';
+import { ZX, statusName } from '../zx_status';
 
 const MAX_BLOCK_SIZE = 1024 * 1024;
 const ZX_OBJ_TYPE_VMO = 3;

@@ -12,7 +12,7 @@ import { NativePager, PagerError, findPagerForFile } from '../pager/native_pager
 import type { Channel } from '../transport/channel';
 import { handleInfo } from '../transport/handle_info';
 import { ServerLimits } from './limits';
-import { ZX, statusName } from './status';
+import { ZX, statusName } from '../zx_status';
 
 export class MapperConnection implements mapper.MapperHandler {
   private readonly attachments: { pager: NativePager; id: number }[] = [];

@@ -10,7 +10,7 @@ import { NativePager, PagerError } from '../pager/native_pager';
 import type { Channel } from '../transport/channel';
 import { Handle } from '../transport/handle';
 import { ServerLimits } from './limits';
-import { ZX, statusName } from './status';
+import { ZX, statusName } from '../zx_status';
 
 let nextPagerId = 1;
 

@@ -9,26 +9,15 @@ import * as fs from 'fs';
 import { native } from '../native';
 import { logger } from '../log';
 import { Handle } from './handle';
-import {
-  MAX_MESSAGE_BYTES,
-  MAX_MESSAGE_HANDLES,
-  ZX_ERR_BAD_HANDLE,
-  ZX_ERR_BAD_STATE,
-  ZX_ERR_INTERNAL,
-  ZX_ERR_INVALID_ARGS,
-  ZX_ERR_NO_RESOURCES,
-  ZX_ERR_OUT_OF_RANGE,
-  ZX_ERR_PEER_CLOSED,
-  ZX_ERR_WRONG_TYPE,
-  statusName,
-} from './status';
+import { MAX_MESSAGE_BYTES, MAX_MESSAGE_HANDLES } from '../fidl/message';
+import { ZX, statusName } from '../zx_status';
 
 /** A channel operation failed; `status` is the zx status (negative, see spec/protocol.md). */
 export class ChannelError extends Error {
   readonly status: number;
 
   constructor(status: number, message: string) {
-    super(`${message} (ZX_ERR_${statusName(status)})`);
+    super(`${message} (${statusName(status)})`);
     this.name = 'ChannelError';
     this.status = status;
   }
@@ -111,14 +100,14 @@ export class Channel extends EventEmitter {
    * another kind of fd, BAD_HANDLE for an invalid handle) the handle is closed all the same.
    */
   static fromHandle(h: Handle, opts: ChannelOptions = {}): Channel {
-    if (!(h instanceof Handle) || !h.valid) throw new ChannelError(ZX_ERR_BAD_HANDLE, 'fromHandle: handle is closed or was moved');
+    if (!(h instanceof Handle) || !h.valid) throw new ChannelError(ZX.BAD_HANDLE, 'fromHandle: handle is closed or was moved');
     const fd = h.take();
     try {
       return new Channel(fd, opts);
     } catch (e) {
       closeFdQuietly(fd);
       const err = e as NodeJS.ErrnoException;
-      const status = err.code === 'EWRONGTYPE' || err.code === 'ENOTSOCK' ? ZX_ERR_WRONG_TYPE : ZX_ERR_BAD_HANDLE;
+      const status = err.code === 'EWRONGTYPE' || err.code === 'ENOTSOCK' ? ZX.WRONG_TYPE : ZX.BAD_HANDLE;
       throw new ChannelError(status, `fromHandle: fd ${fd} cannot be a channel: ${err.message}`);
     }
   }
@@ -159,11 +148,11 @@ export class Channel extends EventEmitter {
         channel: this.name,
       });
       this.close();
-      throw new ChannelError(ZX_ERR_NO_RESOURCES, `channel ${this.name}: write queue over its cap (${queued} bytes queued)`);
+      throw new ChannelError(ZX.NO_RESOURCES, `channel ${this.name}: write queue over its cap (${queued} bytes queued)`);
     }
-    if (result === ZX_ERR_PEER_CLOSED) throw new ChannelError(result, `channel ${this.name}: peer closed`);
+    if (result === ZX.PEER_CLOSED) throw new ChannelError(result, `channel ${this.name}: peer closed`);
     const errno = this.nativeChannel.lastErrno();
-    if (result === ZX_ERR_INTERNAL) {
+    if (result === ZX.INTERNAL) {
       logger.error(`channel ${this.name}: sendmsg failed with errno ${errno}`, { channel: this.name });
     }
     throw new ChannelError(result, `channel ${this.name}: send failed (errno ${errno})`);
@@ -183,9 +172,9 @@ export class Channel extends EventEmitter {
    * afterwards without a 'close' event. BAD_STATE while messages still wait in the write queue.
    */
   toHandle(): Handle {
-    if (this.isClosed) throw new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name} is closed`);
+    if (this.isClosed) throw new ChannelError(ZX.BAD_HANDLE, `channel ${this.name} is closed`);
     const fd = this.nativeChannel.release();
-    if (fd < 0) throw new ChannelError(ZX_ERR_BAD_STATE, `channel ${this.name}: messages still queued, cannot move it`);
+    if (fd < 0) throw new ChannelError(ZX.BAD_STATE, `channel ${this.name}: messages still queued, cannot move it`);
     this.isClosed = true;
     return new Handle(fd);
   }
@@ -203,23 +192,23 @@ export class Channel extends EventEmitter {
 
   private checkSend(bytes: Uint8Array, handles: Handle[]): ChannelError | null {
     if (this.isClosed) {
-      return this.whyClosed === ZX_ERR_PEER_CLOSED
-        ? new ChannelError(ZX_ERR_PEER_CLOSED, `channel ${this.name}: peer closed`)
-        : new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name} is closed`);
+      return this.whyClosed === ZX.PEER_CLOSED
+        ? new ChannelError(ZX.PEER_CLOSED, `channel ${this.name}: peer closed`)
+        : new ChannelError(ZX.BAD_HANDLE, `channel ${this.name} is closed`);
     }
-    if (!(bytes instanceof Uint8Array)) return new ChannelError(ZX_ERR_INVALID_ARGS, 'send: bytes must be a Uint8Array');
+    if (!(bytes instanceof Uint8Array)) return new ChannelError(ZX.INVALID_ARGS, 'send: bytes must be a Uint8Array');
     if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-      return new ChannelError(ZX_ERR_OUT_OF_RANGE, `channel ${this.name}: message of ${bytes.byteLength} bytes, limit ${MAX_MESSAGE_BYTES}`);
+      return new ChannelError(ZX.OUT_OF_RANGE, `channel ${this.name}: message of ${bytes.byteLength} bytes, limit ${MAX_MESSAGE_BYTES}`);
     }
     if (handles.length > MAX_MESSAGE_HANDLES) {
-      return new ChannelError(ZX_ERR_OUT_OF_RANGE, `channel ${this.name}: message with ${handles.length} handles, limit ${MAX_MESSAGE_HANDLES}`);
+      return new ChannelError(ZX.OUT_OF_RANGE, `channel ${this.name}: message with ${handles.length} handles, limit ${MAX_MESSAGE_HANDLES}`);
     }
     if (handles.length === 0) return null;
     const seen = new Set<Handle>();
     for (let i = 0; i < handles.length; i++) {
       const h = handles[i];
       if (!(h instanceof Handle) || !h.valid || seen.has(h)) {
-        return new ChannelError(ZX_ERR_BAD_HANDLE, `channel ${this.name}: handle ${i} is closed, moved or repeated`);
+        return new ChannelError(ZX.BAD_HANDLE, `channel ${this.name}: handle ${i} is closed, moved or repeated`);
       }
       seen.add(h);
     }
@@ -233,7 +222,7 @@ export class Channel extends EventEmitter {
       if (this.isClosed) return;
       this.isClosed = true;
       this.whyClosed = a as number;
-      if (this.whyClosed === ZX_ERR_PEER_CLOSED) {
+      if (this.whyClosed === ZX.PEER_CLOSED) {
         logger.debug(`channel ${this.name}: peer closed`, { channel: this.name });
       } else {
         logger.warn(`channel ${this.name}: closed: ${String(b)}`, { channel: this.name, status: statusName(this.whyClosed) });

@@ -3,7 +3,7 @@
 // (`zx.Handle:VMO`, `zx.Handle:CHANNEL`, ...).
 import { native } from '../native';
 import { Handle } from './handle';
-import { ZX_ERR_ACCESS_DENIED, ZX_ERR_BAD_HANDLE, ZX_ERR_WRONG_TYPE, ZX_OK } from './status';
+import { ZX } from '../zx_status';
 
 export type HandleKind =
   | 'memfd'
@@ -136,17 +136,17 @@ function kindFits(kind: HandleKind, objType: number): boolean {
  *   lacks. ZX_RIGHT_SAME_RIGHTS (1<<31) asks for nothing in particular.
  */
 export function handleObjectCheck(h: Handle, objType: number, rights: number): number {
-  if (!h.valid) return ZX_ERR_BAD_HANDLE;
+  if (!h.valid) return ZX.BAD_HANDLE;
   let info: HandleInfo;
   try {
     info = handleInfo(h);
   } catch {
-    return ZX_ERR_BAD_HANDLE;
+    return ZX.BAD_HANDLE;
   }
-  if (!kindFits(info.kind, objType)) return ZX_ERR_WRONG_TYPE;
+  if (!kindFits(info.kind, objType)) return ZX.WRONG_TYPE;
   const asked = rights >>> 0;
-  if ((asked & ZX_RIGHT_SAME_RIGHTS) !== 0) return ZX_OK;
-  if ((asked & ZX_RIGHT_READ) !== 0 && !info.readable) return ZX_ERR_ACCESS_DENIED;
-  if ((asked & ZX_RIGHT_WRITE) !== 0 && !info.writable) return ZX_ERR_ACCESS_DENIED;
-  return ZX_OK;
+  if ((asked & ZX_RIGHT_SAME_RIGHTS) !== 0) return ZX.OK;
+  if ((asked & ZX_RIGHT_READ) !== 0 && !info.readable) return ZX.ACCESS_DENIED;
+  if ((asked & ZX_RIGHT_WRITE) !== 0 && !info.writable) return ZX.ACCESS_DENIED;
+  return ZX.OK;
 }

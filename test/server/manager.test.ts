@@ -8,7 +8,7 @@ import { PagerCallError, PagerClientConnection } from '../../src/client';
 import { FidlPeerClosedError } from '../../src/fidl';
 import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import { EmbeddedService } from '../../src/server/service';
-import { ZX } from '../../src/server/status';
+import { ZX } from '../../src/zx_status';
 import { Channel } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';

@@ -5,7 +5,7 @@ import { Channel, ChannelError } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
 import { handleInfo } from '../../src/transport/handle_info';
 import { createMemfd } from '../../src/transport/memfd';
-import { ZX_ERR_BAD_HANDLE, ZX_ERR_NO_RESOURCES, ZX_ERR_OUT_OF_RANGE, ZX_ERR_PEER_CLOSED } from '../../src/transport/status';
+import { ZX } from '../../src/zx_status';
 import { Inbox, openFdCount, spawnPeer, waitFor } from './helpers';
 
 function expectChannelError(fn: () => void, status: number): void {
@@ -112,7 +112,7 @@ describe('Channel between two processes', () => {
     second.channel.send(Buffer.from('bye'), []);
     await closed;
     expect(second.channel.closed).toBe(true);
-    expectChannelError(() => second.channel.send(Buffer.from('x'), []), ZX_ERR_PEER_CLOSED);
+    expectChannelError(() => second.channel.send(Buffer.from('x'), []), ZX.PEER_CLOSED);
     expect(await second.exited).toBe(0);
 
     // A peer killed outright is seen the same way.
@@ -162,10 +162,10 @@ describe('Channel limits and errors', () => {
     b.start();
     const fdsBefore = openFdCount();
     const memfds = Array.from({ length: 3 }, (_, i) => createMemfd(`x${i}`));
-    expectChannelError(() => a.send(Buffer.alloc(65537), memfds), ZX_ERR_OUT_OF_RANGE);
+    expectChannelError(() => a.send(Buffer.alloc(65537), memfds), ZX.OUT_OF_RANGE);
     expect(memfds.every((h) => !h.valid)).toBe(true); // moved even on error
     const many = Array.from({ length: 65 }, (_, i) => createMemfd(`y${i}`));
-    expectChannelError(() => a.send(Buffer.alloc(16), many), ZX_ERR_OUT_OF_RANGE);
+    expectChannelError(() => a.send(Buffer.alloc(16), many), ZX.OUT_OF_RANGE);
     expect(openFdCount()).toBe(fdsBefore);
 
     const limit = Array.from({ length: 64 }, (_, i) => createMemfd(`z${i}`));
@@ -185,13 +185,13 @@ describe('Channel limits and errors', () => {
     const gone = createMemfd('gone');
     gone.close();
     const fresh = createMemfd('fresh');
-    expectChannelError(() => a.send(Buffer.alloc(1), [fresh, gone]), ZX_ERR_BAD_HANDLE);
+    expectChannelError(() => a.send(Buffer.alloc(1), [fresh, gone]), ZX.BAD_HANDLE);
     expect(fresh.valid).toBe(false);
     const twice = createMemfd('twice');
-    expectChannelError(() => a.send(Buffer.alloc(1), [twice, twice]), ZX_ERR_BAD_HANDLE);
+    expectChannelError(() => a.send(Buffer.alloc(1), [twice, twice]), ZX.BAD_HANDLE);
     expect(twice.valid).toBe(false);
     a.close();
-    expectChannelError(() => a.send(Buffer.alloc(1), []), ZX_ERR_BAD_HANDLE);
+    expectChannelError(() => a.send(Buffer.alloc(1), []), ZX.BAD_HANDLE);
     b.close();
   });
 
@@ -249,7 +249,7 @@ describe('Channel limits and errors', () => {
       thrown = e;
     }
     expect(thrown).toBeInstanceOf(ChannelError);
-    expect((thrown as ChannelError).status).toBe(ZX_ERR_NO_RESOURCES);
+    expect((thrown as ChannelError).status).toBe(ZX.NO_RESOURCES);
     expect(small.closed).toBe(true);
     expect(sent).toBeGreaterThan(64); // the socket buffer and the queue took some first
     b.close();
