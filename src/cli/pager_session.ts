@@ -70,7 +70,6 @@ export async function streamFile(
   const file = await pager.registerFile(reg);
   let mapping: FileMapping | null = null;
   try {
-    if (reg.size === 0n) return 0n; // registered, but an empty file has no page to map or read
     mapping = await file.map();
     const start = range.offset ?? 0n;
     const end = range.length === undefined ? reg.size : start + range.length > reg.size ? reg.size : start + range.length;

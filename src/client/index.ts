@@ -134,9 +134,9 @@ export class PagedFile {
 
   /** Maps the file and hands the mapping's uffd to the pager (starnix.pager/Mapper.AttachMapping). */
   async map(): Promise<FileMapping> {
+    if (this.size === 0n) return FileMapping.empty(); // no page to map, nothing to fault
     const mapping = FileMapping.open(this.handle.fd, this.size);
     try {
-      if (mapping.length === 0n) return mapping; // an empty file has no pages to fault
       const { client, fd } = this.connection.mapperConnection();
       const result = await client.attachMapping({
         vmo: this.handle.duplicate(),

@@ -36,6 +36,26 @@ export class FileMapping {
     return new FileMapping(new native.Mapping(fileFd, size), size);
   }
 
+  /**
+   * The mapping of an empty file: there is no page to map (mmap refuses length 0), so nothing
+   * is mapped and no uffd is made; reads of zero bytes succeed, any other read is out of range.
+   */
+  static empty(): FileMapping {
+    const nothing = {
+      address: 0n,
+      length: 0n,
+      userModeOnly: false,
+      read: () => Buffer.alloc(0),
+      readAsync: () => Promise.resolve(Buffer.alloc(0)),
+      uffdForPager: () => {
+        throw new Error('an empty file has no mapping to hand to the pager');
+      },
+      watchPager: () => undefined,
+      close: () => undefined,
+    };
+    return new FileMapping(nothing, 0n);
+  }
+
   /** A dup of the uffd, for the pager (the mapping keeps its own copy). */
   uffdForPager(): number {
     return this.live().uffdForPager();

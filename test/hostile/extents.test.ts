@@ -133,10 +133,7 @@ test('1024 one-block extents with holes between: accepted, every block reads rig
   }
 });
 
-// BUG (src/client/index.ts, PagedFile.map): a 0-byte file cannot be mapped. map() calls
-// FileMapping.open(fd, 0n) before its own `if (mapping.length === 0n) return mapping` check, and
-// native.Mapping refuses size 0 ("a mapping needs a size of 1 byte to 128 TiB"), so the check is
-// dead and map() throws for every empty file. This test fails until map() handles size 0 first.
+// An empty file has no page to map (mmap refuses length 0): map() gives an empty mapping.
 test('size 0: accepted; the file maps to nothing and reads as empty', async () => {
   expect((await register(0n, [])).tag).toBe('response');
   expect((await register(0n, [ext(0, 1, 1)])).tag).toBe('response'); // extents past the size are harmless
