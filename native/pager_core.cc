@@ -33,9 +33,14 @@ constexpr uint64_t kRandomWindow = 16 * 1024;     // adaptive: a fault that is n
 constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a sequential reader gets
 constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first: the faulter's page
 constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
+// A sequential window beyond the faulter's first kJob bytes is cut into kJob-sized read-ahead
+// jobs that any idle pager thread takes (front to back), each woken kJobChunk at a time.
+constexpr uint64_t kJob = 512 * 1024;
+constexpr uint64_t kJobChunk = 128 * 1024;
 constexpr uint64_t kStopTag = 1;
 constexpr uint64_t kInotifyTag = 2;
 constexpr uint64_t kRecheckTag = 3;
+constexpr uint64_t kJobTag = 4;
 // Probes of a file whose close event came before its lock was dropped: 1 ms apart, then doubling.
 constexpr int kRecheckProbes = 8;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
@@ -101,11 +106,23 @@ struct PagedFile {
   ino_t ino = 0;
   uint8_t* fill = nullptr;   // the pager's shared mapping, registered with fill_uffd_; never touched
   int wd = -1;               // inotify watch
+  // Ranges being filled or queued to be (see Claim); a fault in one waits for it.
+  std::mutex fill_mu;
+  std::vector<std::shared_ptr<Claim>> claims;
 
   ~PagedFile() {
     if (fill != nullptr) munmap(fill, mapped_size);
     if (memfd >= 0) close(memfd);
   }
+};
+
+// A range [start, end) of a file that one thread fills, or that is queued to be filled. Pager
+// threads never fill the same pages twice: a fault on a claimed page is recorded here, and
+// served when the claim is released (woken, or filled anew if the claim's fill failed before it).
+struct Claim {
+  Claim(uint64_t s, uint64_t e) : start(s), end(e) {}
+  uint64_t start, end;
+  std::vector<std::pair<std::shared_ptr<Attachment>, uint64_t>> waiters;  // (attachment, fault page address)
 };
 
 // One client mapping of a file, with the client's uffd.
@@ -115,6 +132,7 @@ struct Attachment {
   uint64_t address = 0, length = 0, offset = 0;
   std::shared_ptr<PagedFile> file;
   // Adaptive read-ahead state.
+  std::atomic<bool> detached{false};  // queued read-ahead for it is skipped
   std::mutex ra_mu;
   uint64_t last_fault = UINT64_MAX;
   uint64_t expected = UINT64_MAX;  // where a sequential reader faults next
@@ -141,7 +159,11 @@ class Filler {
   // Supplies the missing pages [fault_fo, end) of the file (page-aligned; the fault's own page
   // first) and wakes att's waiters as the pages arrive. If the fault's own page cannot be
   // supplied, it is poisoned in att's mapping; a failure further on only cuts the read-ahead.
-  void Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end);
+  // first_chunk: how much goes in (and is woken) first, then the rest `chunk` at a time.
+  // poison_first: the first page is a fault's own (read-ahead jobs pass false: a failure only
+  // stops them, and the fault that later needs the page gets its own attempt).
+  void Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk, uint64_t chunk,
+            bool poison_first);
 
  private:
   enum class Kind { kHole, kDirect, kAssemble };
@@ -314,13 +336,14 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
   posix_fadvise(pager_->backing_fd_, static_cast<off_t>(phys), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
 }
 
-void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end) {
+void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk,
+                  uint64_t chunk, bool poison_first) {
   uint64_t cursor = fault_fo;
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
   int failure = 0;
   uint64_t failed_at = 0;
   while (cursor < end && failure == 0) {
-    uint64_t limit = std::min(end, cursor + (cursor == fault_fo ? kFirstChunk : kChunk));
+    uint64_t limit = std::min(end, cursor + (cursor == fault_fo ? first_chunk : chunk));
     Piece p = Classify(f, cursor, limit, no_direct_until);
     uint64_t done = 0, copied = 0;
     int err = 0;
@@ -377,7 +400,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
     cursor += done;
   }
   if (failure == 0) return;
-  if (failed_at > fault_fo) {
+  if (failed_at > fault_fo || !poison_first) {
     // Only read-ahead was lost; the fault's own page is in. A later fault retries the rest.
     pager_->Log(LogLevel::kDebug, "read-ahead stopped at offset " + std::to_string(failed_at) + " of " +
                                       f.name + ": " + strerror(failure));
@@ -456,6 +479,12 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   ev.data.u64 = kInotifyTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
+  // A semaphore: each read takes one job's token.
+  p->jobs_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+  if (p->jobs_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd(jobs)", errno));
+  ev.data.u64 = kJobTag;
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->jobs_fd_, &ev) != 0)
+    return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(jobs)", errno));
   p->recheck_timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (p->recheck_timer_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("timerfd_create", errno));
   ev.data.u64 = kRecheckTag;
@@ -655,6 +684,7 @@ void Pager::DetachLocked(uint64_t id) {
   // Out of epoll before the fd can be closed (the client's copy keeps the description alive).
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->uffd, nullptr) != 0)
     Log(LogLevel::kError, Errno("epoll_ctl(DEL uffd)", errno));
+  it->second->detached = true;
   attachments_.erase(it);  // the uffd closes when no thread uses it any more
 }
 
@@ -810,8 +840,8 @@ uint64_t Pager::ReadaheadBytes(Attachment& att, uint64_t fo) {
   return att.window;
 }
 
-void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler) {
-  faults_++;
+void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count) {
+  if (count) faults_++;
   const uint64_t page = uffd::PageSize();
   const uint64_t fault_page = RoundDown(address, page);
   PagedFile& f = *att->file;
@@ -822,20 +852,95 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
-  // Already in the page cache (another mapping's fault, or read-ahead raced us): just wake.
-  off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
-  if (hole < 0) {
-    Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
-  } else if (static_cast<uint64_t>(hole) > fo) {
+  std::shared_ptr<Claim> mine;
+  std::vector<FillJob> queued;
+  bool present = false;
+  {
+    // Claims and the page cache are looked at under fill_mu, and a claim is released under it
+    // only after its pages are in: a fault either finds its page, or joins the claim's waiters.
+    std::lock_guard<std::mutex> lock(f.fill_mu);
+    for (auto& c : f.claims) {
+      if (fo >= c->start && fo < c->end) {
+        c->waiters.emplace_back(att, fault_page);
+        return;
+      }
+    }
+    // Already in the page cache (another mapping's fault, or read-ahead): just wake.
+    off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
+    if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
+    present = hole >= 0 && static_cast<uint64_t>(hole) > fo;
+    if (!present) {
+      uint64_t end = std::min({fo + ReadaheadBytes(*att, fo), att->FileEnd(), f.mapped_size});
+      // Stop the window where pages are already present, or where another claim begins.
+      off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
+      if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
+      for (auto& c : f.claims) {
+        if (c->start > fo && c->start < end) end = c->start;
+      }
+      // This thread fills the fault's page and the next kJob bytes; the rest of a (sequential,
+      // large) window goes to the job queue in kJob pieces, so an idle thread fills them meanwhile.
+      mine = std::make_shared<Claim>(fo, std::min(end, fo + kJob));
+      f.claims.push_back(mine);
+      for (uint64_t s = mine->end; s < end; s += kJob) {
+        auto c = std::make_shared<Claim>(s, std::min(end, s + kJob));
+        f.claims.push_back(c);
+        queued.push_back(FillJob{att, c});
+      }
+    }
+  }
+  if (present) {
     int err = uffd::Wake(att->uffd, fault_page, page);
     if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
     return;
   }
-  uint64_t end = std::min({fo + ReadaheadBytes(*att, fo), att->FileEnd(), f.mapped_size});
-  // Stop the window where pages are already present.
-  off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
-  if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
-  filler.Fill(*att, f, fo, end);
+  if (!queued.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      for (auto& job : queued) jobs_.push_back(job);
+    }
+    uint64_t n = queued.size();
+    if (write(jobs_fd_, &n, sizeof n) != sizeof n) {
+      // No thread would ever be told: take them back and fill them here (behind this fault).
+      Log(LogLevel::kError, Errno("write(jobs eventfd)", errno));
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      for (auto& job : queued) jobs_.erase(std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.claim == job.claim; }));
+    } else {
+      queued.clear();
+    }
+  }
+  filler.Fill(*att, f, fo, mine->end, kFirstChunk, kChunk, /*poison_first=*/true);
+  ReleaseClaim(f, mine, filler);
+  for (auto& job : queued) {
+    filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
+    ReleaseClaim(f, job.claim, filler);
+  }
+}
+
+void Pager::ReleaseClaim(PagedFile& f, const std::shared_ptr<Claim>& claim, Filler& filler) {
+  std::vector<std::pair<std::shared_ptr<Attachment>, uint64_t>> waiters;
+  {
+    std::lock_guard<std::mutex> lock(f.fill_mu);
+    f.claims.erase(std::find(f.claims.begin(), f.claims.end(), claim));
+    waiters.swap(claim->waiters);
+  }
+  // Usually their pages are in (and were woken chunk by chunk if they are claim's attachment's):
+  // this wakes them. A page the fill did not reach is served as a fault of its own.
+  for (auto& w : waiters) ServeFault(w.first, w.second, filler, /*count=*/false);
+}
+
+void Pager::RunJob(Filler& filler) {
+  uint64_t token;
+  if (read(jobs_fd_, &token, sizeof token) != sizeof token) return;  // another thread took it
+  FillJob job;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    if (jobs_.empty()) return;
+    job = std::move(jobs_.front());
+    jobs_.pop_front();
+  }
+  PagedFile& f = *job.att->file;
+  if (!job.att->detached) filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
+  ReleaseClaim(f, job.claim, filler);
 }
 
 void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler) {
@@ -893,6 +998,10 @@ void Pager::ThreadMain(int index) {
         HandleRecheck();
         continue;
       }
+      if (tag == kJobTag) {
+        RunJob(filler);
+        continue;
+      }
       std::shared_ptr<Attachment> att;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -916,6 +1025,19 @@ void Pager::Stop() {
   }
   for (pthread_t tid : thread_ids_) pthread_join(tid, nullptr);
   thread_ids_.clear();
+  // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
+  std::deque<FillJob> jobs;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs.swap(jobs_);
+  }
+  for (auto& job : jobs) {
+    for (auto& w : job.claim->waiters) {
+      failures_++;
+      uffd::Poison(w.first->uffd, w.second, uffd::PageSize());
+    }
+  }
+  jobs.clear();
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments;
   std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files;
   {
@@ -940,7 +1062,7 @@ void Pager::Stop() {
   }
   attachments.clear();
   files.clear();  // closes the memfds and unmaps the pager's mappings
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &recheck_timer_fd_, &fill_uffd_, &backing_fd_}) {
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

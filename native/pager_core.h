@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,7 +72,9 @@ struct Extent {
 enum class Readahead { kFixed, kAdaptive };
 
 struct Options {
-  int threads = 1;                         // as the seed
+  // Pager threads. Two by default (the seed had one): a sequential reader's read-ahead is split
+  // into jobs that any idle thread takes, so two threads fill one window in parallel.
+  int threads = 2;
   Readahead readahead = Readahead::kAdaptive;
   bool drop_cache = true;                  // posix_fadvise(DONTNEED) after copying; never on a memfd
 };
@@ -89,7 +92,14 @@ enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
 struct PagedFile;
 struct Attachment;
+struct Claim;
 class Filler;
+
+// Read-ahead queued for any pager thread: fill the claim's range of the attachment's file.
+struct FillJob {
+  std::shared_ptr<Attachment> att;
+  std::shared_ptr<Claim> claim;
+};
 
 class Pager : public std::enable_shared_from_this<Pager> {
  public:
@@ -129,7 +139,12 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void HandleRecheck();
   void ArmRecheckLocked(int delay_ms);
   void ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler);
-  void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler);
+  // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
+  void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
+  // Takes one queued read-ahead job, if any is left, and fills it.
+  void RunJob(Filler& filler);
+  // Ends a claim: wakes the faults that waited on it, serving anew those whose page is still missing.
+  void ReleaseClaim(PagedFile& file, const std::shared_ptr<Claim>& claim, Filler& filler);
   uint64_t ReadaheadBytes(Attachment& att, uint64_t file_offset);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
   // True when the file was forgotten (no handle or mapping holds it any more).
@@ -166,6 +181,12 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // probe right after the event can still fail: such files are probed again on a timer.
   int recheck_timer_fd_ = -1;          // timerfd, armed while recheck_ is not empty
   std::unordered_map<uint32_t, int> recheck_;  // inode -> probes left (guarded by mu_)
+
+  // Read-ahead jobs (FIFO, so windows fill front to back); jobs_fd_ (an eventfd semaphore in the
+  // epoll set) counts them, so that whichever thread is idle takes the next one.
+  int jobs_fd_ = -1;
+  std::mutex jobs_mu_;
+  std::deque<FillJob> jobs_;
 
   std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0};
 };
