@@ -29,7 +29,7 @@ namespace {
 
 constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
 constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
-constexpr uint64_t kRandomWindow = 16 * 1024;     // adaptive: a fault that is not sequential
+constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not sequential
 constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a sequential reader gets
 constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first: the faulter's page
 constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
@@ -104,7 +104,7 @@ struct PagedFile {
   int memfd = -1;            // the pager's own read-write description
   dev_t dev = 0;
   ino_t ino = 0;
-  uint8_t* fill = nullptr;   // the pager's shared mapping, registered with fill_uffd_; never touched
+  uint8_t* fill = nullptr;   // the pager's shared mapping, registered with fill_uffd_ at the first fault (under fill_mu); never touched
   int wd = -1;               // inotify watch
   // Ranges being filled or queued to be (see Claim); a fault in one waits for it.
   std::mutex fill_mu;
@@ -579,6 +579,9 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     file->name = name;
     file->size = size;
     file->mapped_size = (size + page - 1) / page * page;
+    // The pager maps the file at its first fault; one that no address space could hold is refused now.
+    if (file->mapped_size > (uint64_t{1} << 47))
+      return Status::Error(ZX_ERR_NO_MEMORY, "file of " + std::to_string(size) + " bytes is too large to map");
     file->extents = extents;
     std::string memfd_name = "ext4!" + name;
     memfd_name.erase(std::remove(memfd_name.begin(), memfd_name.end(), '\0'), memfd_name.end());
@@ -598,13 +601,8 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     if (fstat(file->memfd, &st) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fstat(memfd)", errno));
     file->dev = st.st_dev;
     file->ino = st.st_ino;
-    if (file->mapped_size > 0) {
-      void* fill = mmap(nullptr, file->mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED, file->memfd, 0);
-      if (fill == MAP_FAILED) return Status::Error(ZX_ERR_NO_MEMORY, Errno("mmap(memfd)", errno));
-      file->fill = static_cast<uint8_t*>(fill);
-      int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(fill), file->mapped_size);
-      if (err != 0) return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("UFFDIO_REGISTER(pager mapping)", err));
-    }
+    // The pager's own mapping is made at the file's first fault (MapForFill): most registered
+    // files are never read, and the mmap + UFFDIO_REGISTER were a third of registerFile's cost.
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
     file->wd = inotify_add_watch(inotify_fd_, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
@@ -869,6 +867,16 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
     if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
     present = hole >= 0 && static_cast<uint64_t>(hole) > fo;
+    std::string map_error;
+    if (!present && f.fill == nullptr) map_error = MapForFillLocked(f);
+    if (!map_error.empty()) {
+      // Without its mapping the file cannot be filled: fail this page, never leave it waiting.
+      failures_++;
+      Log(LogLevel::kError, map_error + " (file " + f.name + "): failing the fault");
+      int err = uffd::Poison(att->uffd, fault_page, page);
+      if (err != 0) Log(LogLevel::kError, Errno("UFFDIO_POISON", err));
+      return;
+    }
     if (!present) {
       uint64_t end = std::min({fo + ReadaheadBytes(*att, fo), att->FileEnd(), f.mapped_size});
       // Stop the window where pages are already present, or where another claim begins.
@@ -914,6 +922,18 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
     ReleaseClaim(f, job.claim, filler);
   }
+}
+
+std::string Pager::MapForFillLocked(PagedFile& f) {
+  void* fill = mmap(nullptr, f.mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
+  if (fill == MAP_FAILED) return Errno("mmap(memfd)", errno);
+  int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(fill), f.mapped_size);
+  if (err != 0) {
+    munmap(fill, f.mapped_size);
+    return Errno("UFFDIO_REGISTER(pager mapping)", err);
+  }
+  f.fill = static_cast<uint8_t*>(fill);
+  return "";
 }
 
 void Pager::ReleaseClaim(PagedFile& f, const std::shared_ptr<Claim>& claim, Filler& filler) {

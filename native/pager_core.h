@@ -141,6 +141,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler);
   // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
+  // Maps the file read-write and registers it with fill_uffd_ (at its first fault, not at
+  // registration). Needs the file's fill_mu. Returns "" or what failed.
+  std::string MapForFillLocked(PagedFile& file);
   // Takes one queued read-ahead job, if any is left, and fills it.
   void RunJob(Filler& filler);
   // Ends a claim: wakes the faults that waited on it, serving anew those whose page is still missing.

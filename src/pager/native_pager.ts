@@ -17,11 +17,13 @@ export class PagerError extends Error {
 }
 
 export interface PagerOptions {
-  /** Native pager threads (named pager-N). Default 1, as the seed. */
+  /** Native pager threads (named pager-N). Default 2 (the seed used 1): read-ahead beyond a
+   *  fault's first 512 KiB is queued as jobs that an idle thread fills, so a sequential reader's
+   *  window fills on both cores. */
   threads?: number;
   /** 'fixed': 128 KiB per fault, as the seed. 'adaptive' (default, measured faster for
-   *  sequential reads and no slower for random ones): 16 KiB on a random fault, doubling up to
-   *  4 MiB while faults are sequential. */
+   *  sequential reads and no slower for random ones): one page on a random fault, doubling from
+   *  128 KiB up to 4 MiB while faults are sequential. */
   readahead?: 'fixed' | 'adaptive';
   /** posix_fadvise(DONTNEED) on the backing after copying (as the seed). Default true;
    *  never applied to a memfd backing (that would discard the data). */
