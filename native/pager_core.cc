@@ -104,14 +104,18 @@ struct PagedFile {
   int memfd = -1;            // the pager's own read-write description
   dev_t dev = 0;
   ino_t ino = 0;
-  uint8_t* fill = nullptr;   // the pager's shared mapping, registered with fill_uffd_ at the first fault (under fill_mu); never touched
+  // The pager's shared read-write mapping, made at registration before the memfd is sealed
+  // against writes (F_SEAL_FUTURE_WRITE forbids new writable mappings, not existing ones), and
+  // registered with fill_uffd_ at the first fault; `fill` is set once it is (under fill_mu).
+  uint8_t* fill_map = nullptr;
+  uint8_t* fill = nullptr;   // == fill_map once registered; never touched directly
   int wd = -1;               // inotify watch
   // Ranges being filled or queued to be (see Claim); a fault in one waits for it.
   std::mutex fill_mu;
   std::vector<std::shared_ptr<Claim>> claims;
 
   ~PagedFile() {
-    if (fill != nullptr) munmap(fill, mapped_size);
+    if (fill_map != nullptr) munmap(fill_map, mapped_size);
     if (memfd >= 0) close(memfd);
   }
 };
@@ -595,14 +599,22 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
       return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
     if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
-    if (fcntl(file->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+    if (file->mapped_size > 0) {
+      void* map = mmap(nullptr, file->mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, file->memfd, 0);
+      if (map == MAP_FAILED) return Status::Error(ZX_ERR_NO_MEMORY, Errno("mmap(memfd)", errno));
+      file->fill_map = static_cast<uint8_t*>(map);
+    }
+    // No client may change what another reads: no writes (also not through a read-write reopen
+    // of /proc/self/fd/N, which root could do despite mode 0444), no growing or shrinking, no
+    // further seals. The pager's own mapping above stays writable for UFFDIO_COPY.
+    if (fcntl(file->memfd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
       return Status::Error(ZX_ERR_INTERNAL, Errno("F_ADD_SEALS", errno));
     struct stat st;
     if (fstat(file->memfd, &st) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fstat(memfd)", errno));
     file->dev = st.st_dev;
     file->ino = st.st_ino;
-    // The pager's own mapping is made at the file's first fault (MapForFill): most registered
-    // files are never read, and the mmap + UFFDIO_REGISTER were a third of registerFile's cost.
+    // The pager's mapping is registered with its uffd at the file's first fault (MapForFill):
+    // most registered files are never read, and the registration is the costly part.
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
     file->wd = inotify_add_watch(inotify_fd_, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
@@ -925,14 +937,10 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
 }
 
 std::string Pager::MapForFillLocked(PagedFile& f) {
-  void* fill = mmap(nullptr, f.mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED, f.memfd, 0);
-  if (fill == MAP_FAILED) return Errno("mmap(memfd)", errno);
-  int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(fill), f.mapped_size);
-  if (err != 0) {
-    munmap(fill, f.mapped_size);
-    return Errno("UFFDIO_REGISTER(pager mapping)", err);
-  }
-  f.fill = static_cast<uint8_t*>(fill);
+  if (f.fill_map == nullptr) return "the file has no pager mapping";
+  int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(f.fill_map), f.mapped_size);
+  if (err != 0) return Errno("UFFDIO_REGISTER(pager mapping)", err);
+  f.fill = f.fill_map;
   return "";
 }
 

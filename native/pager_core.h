@@ -13,9 +13,10 @@
 // mapping of each memfd, registered with its own uffd, and fills it with UFFDIO_COPY (a page
 // appears whole or not at all). A woken client finds the page in the page cache and maps it:
 // every process shares the same pages, pread() sees them, and no client can write them.
-// Seals: F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL (a write seal would make the pager's own
-// mapping unregistrable too), and the memfd's mode is 0444 so a non-root holder of a
-// read-only handle cannot reopen it for writing through /proc.
+// Seals: F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, added just after the
+// pager makes its own writable mapping (at registration; a write seal forbids new writable
+// mappings, not existing ones, and the mapping's uffd registration still works, measured), so no
+// holder can write, resize or remap the file writable, root reopening /proc/self/fd/N included.
 //
 // File lifetime (the seed's VMO_ZERO_CHILDREN): every handle given out is a fresh open file
 // description holding a shared flock(). A description stays open while any fd or mapping of it

@@ -13,6 +13,7 @@ import * as path from 'path';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
 import '../fidl_linux';
+import { FidlPeerClosedError } from '../fidl';
 import { native } from '../native';
 import { Channel } from '../transport/channel';
 import { Handle } from '../transport/handle';
@@ -66,7 +67,14 @@ export class PagerClientConnection {
   createPager(backing: Handle | number, blockSize: number | bigint): RemotePager {
     const backingHandle = typeof backing === 'number' ? new Handle(backing) : backing;
     const [clientEnd, serverEnd] = Channel.pairHandles();
-    this.manager.createPager({ backingVmo: backingHandle, blockSize: BigInt(blockSize), pager: serverEnd });
+    try {
+      this.manager.createPager({ backingVmo: backingHandle, blockSize: BigInt(blockSize), pager: serverEnd });
+    } catch (e) {
+      // The server hung up (or refused this connection): the handles went with the message, so
+      // the pager channel's peer is closed and the pager's first call fails with PEER_CLOSED,
+      // just as a refusal by epitaph would.
+      if (!(e instanceof FidlPeerClosedError)) throw e;
+    }
     return new RemotePager(this, Channel.fromHandle(clientEnd, { name: 'pager' }));
   }
 

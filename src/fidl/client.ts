@@ -79,9 +79,9 @@ export class ClientBase {
       closeAll(message.handles.filter((h) => h.valid));
       const status = statusOf(e);
       if (status === Status.PEER_CLOSED) {
-        const closed = new FidlPeerClosedError(Status.PEER_CLOSED, `${this.protocol.name}.${method.name}`);
-        this.tearDown(closed);
-        throw this.closedError ?? closed;
+        // Not torn down here: an epitaph may still wait in the receive queue, and the channel's
+        // 'close' event, which comes after it, tears down with its status.
+        throw this.closedError ?? new FidlPeerClosedError(Status.PEER_CLOSED, `${this.protocol.name}.${method.name}`);
       }
       throw new FidlTransportError(status ?? Status.INTERNAL, `${this.protocol.name}.${method.name}: ${(e as Error).message}`);
     }
@@ -110,6 +110,12 @@ export class ClientBase {
       try {
         this.send(method, txid, payload);
       } catch (e) {
+        if (e instanceof FidlPeerClosedError && this.closedError === null) {
+          // The peer is gone: fail this call with the epitaph's status (if one comes) when the
+          // channel finishes closing, as every other pending call does.
+          this.pending.set(txid, { method, resolve, reject });
+          return;
+        }
         reject(e as Error);
         return;
       }

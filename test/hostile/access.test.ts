@@ -161,14 +161,9 @@ test('a client cannot write, truncate, grow or remap writable a file another cli
         stdio: ['ignore', 'ignore', 'pipe', fd],
       }),
     );
-    // BUG (native/pager_core.cc, Pager::RegisterFile, the F_ADD_SEALS line): the memfd is sealed
-    // against GROW and SHRINK only, and its mode 0444 does not stop root (CAP_DAC_OVERRIDE): any
-    // holder of a handle reopens /proc/self/fd/N O_RDWR and writes, and every other client's
-    // mapping of the file (MAP_PRIVATE over the shared page cache) then reads the attacker's
-    // bytes. Fix: add F_SEAL_FUTURE_WRITE (with GROW|SHRINK|SEAL) after the pager's own writable
-    // fill mapping is made: existing mappings (and UFFDIO_COPY into them) keep working, every
-    // write(), new writable shared mmap and reopened write fails with EPERM.
-    // These two expectations fail until then.
+    // Root passes mode 0444, so the write seal (F_SEAL_FUTURE_WRITE, added after the pager's
+    // own fill mapping exists) is what refuses a read-write reopen's writes; the reader's bytes
+    // must be untouched.
     const readerSees = rm.read(0, Number(f.size));
     const corrupted = !readerSees.equals(f.data);
     expect({ attempts, readerBytesCorrupted: corrupted }).toEqual({
