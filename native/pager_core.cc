@@ -764,16 +764,21 @@ void Pager::HandleRecheck() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
     int next_delay = 0;
-    for (auto it = recheck_.begin(); it != recheck_.end();) {
-      auto f = files_.find(it->first);
-      if (f == files_.end() || MaybeForgetLocked(f->second, &forgotten) || --it->second <= 0) {
+    // MaybeForgetLocked erases from recheck_: walk a copy of the keys, not the map.
+    std::vector<uint32_t> inodes;
+    inodes.reserve(recheck_.size());
+    for (auto& entry : recheck_) inodes.push_back(entry.first);
+    for (uint32_t inode : inodes) {
+      auto f = files_.find(inode);
+      auto probe = recheck_.find(inode);
+      if (f == files_.end() || MaybeForgetLocked(f->second, &forgotten) || probe == recheck_.end() ||
+          --probe->second <= 0) {
         // Forgotten, gone, or still held after every probe: a holder is alive, and its own close
         // will bring a new event.
-        it = recheck_.erase(it);
+        recheck_.erase(inode);
         continue;
       }
-      next_delay = std::max(next_delay, 1 << (kRecheckProbes - it->second));
-      ++it;
+      next_delay = std::max(next_delay, 1 << (kRecheckProbes - probe->second));
     }
     if (next_delay > 0) ArmRecheckLocked(next_delay);
   }

@@ -31,3 +31,43 @@ test('200 files registered, mapped and closed at once are all forgotten, five ti
     svc.close();
   }
 });
+
+test('a server process survives thousands of register-and-close cycles, and forgets every file', async () => {
+  // Across processes the close event often reaches the pager before the closed description's
+  // lock is dropped, so this drives the timer re-probe path hard (it once crashed the server).
+  const { spawn } = await import('child_process');
+  const fs = await import('fs');
+  const os = await import('os');
+  const path = await import('path');
+  const svcDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifetime-svc-'));
+  const cli = path.join(__dirname, '..', '..', 'bin', 'starnix-pager');
+  const server = spawn(cli, ['serve', '--svc-dir', svcDir, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  server.stderr!.on('data', (d) => (log += d));
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!fs.existsSync(path.join(svcDir, 'fuchsia.starnix.runner.Manager'))) {
+      if (Date.now() > deadline) throw new Error('the server did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const client = PagerClientConnection.connect(svcDir);
+    const pager = client.createPager(createMemfd('backing', 1 << 20), 4096);
+    for (let i = 0; i < 3000; i++) {
+      const f = await pager.registerFile({ name: `f${i}`, inode: i + 1, size: 8192n, extents: [{ logicalStart: 0, logicalEnd: 2, physicalBlock: 0n }] });
+      f.close();
+    }
+    expect(server.exitCode).toBeNull();
+    pager.close();
+    client.close();
+    // The pager stops once its channel is closed and every file is forgotten.
+    const stopDeadline = Date.now() + 5000;
+    while (!/pager stopped/.test(log) && Date.now() < stopDeadline) await new Promise((r) => setTimeout(r, 20));
+    expect(log).toMatch(/pager stopped pager=1 registrations=3000/);
+  } finally {
+    const exited = new Promise((r) => server.once('exit', r));
+    if (server.exitCode === null) server.kill('SIGTERM');
+    await exited;
+    fs.rmSync(svcDir, { recursive: true, force: true });
+  }
+  expect(server.exitCode).toBe(0);
+});
