@@ -480,9 +480,13 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   ev.data.u64 = kStopTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->stop_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(stop)", errno));
+  // Edge-triggered: one close event wakes one pager thread (HandleInotify drains to EAGAIN),
+  // not every idle one, which then queue on inotify_mu_.
+  ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kInotifyTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
+  ev.events = EPOLLIN;
   // A semaphore: each read takes one job's token.
   p->jobs_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
   if (p->jobs_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd(jobs)", errno));
@@ -491,6 +495,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(jobs)", errno));
   p->recheck_timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (p->recheck_timer_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("timerfd_create", errno));
+  ev.events = EPOLLIN | EPOLLET;  // as inotify: one expiry, one thread
   ev.data.u64 = kRecheckTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->recheck_timer_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(timerfd)", errno));
