@@ -17,7 +17,7 @@ import * as zx from '../../src/gen/zx';
 import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import * as pagerLib from '../../src/gen/starnix_pager';
 import * as kitchen from '../fidl/gen/test_kitchen';
-import { Rng, handlesIn, pick, prng, randInt, randomValue } from './random_values';
+import { Rng, handlesIn, pick, prng, randInt, randomValue } from '../support/random_values';
 
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 1_000_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eedf022);

@@ -14,7 +14,7 @@ import { native } from '../../src/native';
 import { Channel } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
 import { FdFactory, RawPeer, WRONG_KINDS, WrongKind, decodeReply, request } from './raw_peer';
-import { prng, randInt } from './random_values';
+import { prng, randInt } from '../support/random_values';
 import { ServerProcess, TestImage, buildImage, expectFdsBack, removeImage, wellBehavedRead } from './support';
 
 const ZX = { INVALID_ARGS: -10, WRONG_TYPE: -12, ACCESS_DENIED: -30, NOT_FOUND: -25, NO_RESOURCES: -3 };

@@ -1,5 +1,6 @@
 // Random values of any FIDL type, driven by the coding tables (seeded, so a failure repeats).
-// The fuzzer encodes these with the real encoder to get valid messages, then mutates the bytes.
+// The round-trip tests encode and decode them; the fuzzer encodes them to get valid messages,
+// then mutates the bytes.
 import * as fidl from '../../src/fidl';
 import type { Handle } from '../../src/transport/handle';
 
