@@ -816,7 +816,7 @@ function markdown(res: Results): string {
   out.push('');
   out.push(`${res.options.randomSamples} distinct pages per repetition at random offsets ${RANDOM_SPACING / 1024} KiB apart (further than any read-ahead window a random fault gets), the`);
   out.push('same offsets for every contender, each a first touch of its page, on a fresh file or mount. The C reader sets `MADV_RANDOM` (the kernel');
-  out.push('and fuse2fs then read no more than the page); this project cannot turn read-ahead off: a random fault fills 16 KiB (adaptive) or');
+  out.push('and fuse2fs then read no more than the page); this project cannot turn read-ahead off: a random fault fills one page (adaptive) or');
   out.push(`128 KiB (fixed). The pager\'s latencies are timed in JavaScript around \`FileMapping.read(off, 4096)\`; the same call on a page already in`);
   out.push(`takes ${res.jsReadOverheadUs} us (p50), included in its figures.`);
   out.push('');
