@@ -130,7 +130,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     uint64_t block_size;
     if (info.Length() < 4 || !FdArg(info[0], &backing_fd) || !U64Arg(info[1], &block_size) ||
         !info[2].IsObject() || !info[3].IsFunction()) {
-      ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "Pager(backingFd, blockSize, options, onEvent)");
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "Pager(backingFd, blockSize, options, onEvent)");
       return;
     }
     pager::Options options;
@@ -139,7 +139,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     if (!threads.IsUndefined()) {
       uint64_t n;
       if (!U64Arg(threads, &n) || n < 1 || n > 64) {
-        ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "threads must be an integer 1..64");
+        ThrowStatus(env, ZX_ERR_INVALID_ARGS, "threads must be an integer 1..64");
         return;
       }
       options.threads = static_cast<int>(n);
@@ -152,7 +152,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
       } else if (mode == "adaptive") {
         options.readahead = pager::Readahead::kAdaptive;
       } else {
-        ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "readahead must be 'fixed' or 'adaptive'");
+        ThrowStatus(env, ZX_ERR_INVALID_ARGS, "readahead must be 'fixed' or 'adaptive'");
         return;
       }
     }
@@ -201,7 +201,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
 
   bool Live(Napi::Env env) {
     if (pager_) return true;
-    ThrowStatus(env, pager::ZX_ERR_BAD_STATE, "pager is stopped");
+    ThrowStatus(env, ZX_ERR_BAD_STATE, "pager is stopped");
     return false;
   }
 
@@ -211,7 +211,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     uint64_t inode, size;
     if (info.Length() < 4 || !info[0].IsString() || !U64Arg(info[1], &inode) || inode > UINT32_MAX ||
         !U64Arg(info[2], &size) || !info[3].IsArray()) {
-      ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "registerFile(name, inode u32, size u64, extents[])");
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "registerFile(name, inode u32, size u64, extents[])");
       return env.Undefined();
     }
     Napi::Array array = info[3].As<Napi::Array>();
@@ -223,7 +223,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
       if (!v.IsObject() || !U64Arg(v.As<Napi::Object>().Get("logicalStart"), &ls) || ls > UINT32_MAX ||
           !U64Arg(v.As<Napi::Object>().Get("logicalEnd"), &le) || le > UINT32_MAX ||
           !U64Arg(v.As<Napi::Object>().Get("physicalBlock"), &pb)) {
-        ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS,
+        ThrowStatus(env, ZX_ERR_INVALID_ARGS,
                     "extent " + std::to_string(i) + ": { logicalStart u32, logicalEnd u32, physicalBlock u64 }");
         return env.Undefined();
       }
@@ -249,12 +249,12 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     uint64_t address, length, offset;
     if (info.Length() < 5 || !FdArg(info[0], &file_fd) || !FdArg(info[1], &uffd_fd) || !U64Arg(info[2], &address) ||
         !U64Arg(info[3], &length) || !U64Arg(info[4], &offset)) {
-      ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "attachMapping(fileFd, uffdFd, address, length, offset)");
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "attachMapping(fileFd, uffdFd, address, length, offset)");
       return env.Undefined();
     }
     if (!pager_) {
       close(uffd_fd);  // ownership was passed to us
-      ThrowStatus(env, pager::ZX_ERR_BAD_STATE, "pager is stopped");
+      ThrowStatus(env, ZX_ERR_BAD_STATE, "pager is stopped");
       return env.Undefined();
     }
     uint64_t id = 0;
@@ -270,7 +270,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     Napi::Env env = info.Env();
     uint64_t id;
     if (info.Length() < 1 || !U64Arg(info[0], &id)) {
-      ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "detachMapping(id)");
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "detachMapping(id)");
       return env.Undefined();
     }
     if (pager_) pager_->DetachMapping(id);
@@ -294,7 +294,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     Napi::Env env = info.Env();
     int fd;
     if (info.Length() < 1 || !FdArg(info[0], &fd)) {
-      ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "ownsFile(fd)");
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "ownsFile(fd)");
       return env.Undefined();
     }
     struct stat st;
@@ -323,14 +323,14 @@ Napi::Value CreateMemfdForTests(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t size;
   if (info.Length() < 2 || !info[0].IsString() || !U64Arg(info[1], &size)) {
-    ThrowStatus(env, pager::ZX_ERR_INVALID_ARGS, "pagerCreateMemfd(name, size)");
+    ThrowStatus(env, ZX_ERR_INVALID_ARGS, "pagerCreateMemfd(name, size)");
     return env.Undefined();
   }
   int fd = memfd_create(info[0].As<Napi::String>().Utf8Value().c_str(), MFD_CLOEXEC);
   if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     if (fd >= 0) close(fd);
-    ThrowStatus(env, pager::ZX_ERR_NO_RESOURCES, std::string("memfd_create: ") + strerror(err));
+    ThrowStatus(env, ZX_ERR_NO_RESOURCES, std::string("memfd_create: ") + strerror(err));
     return env.Undefined();
   }
   return Napi::Number::New(env, fd);

@@ -39,21 +39,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "zx_status.h"
+
 namespace starnix {
 namespace pager {
-
-// zx status values (spec/protocol.md).
-constexpr int ZX_OK = 0;
-constexpr int ZX_ERR_INTERNAL = -1;
-constexpr int ZX_ERR_NOT_SUPPORTED = -2;
-constexpr int ZX_ERR_NO_RESOURCES = -3;
-constexpr int ZX_ERR_NO_MEMORY = -4;
-constexpr int ZX_ERR_INVALID_ARGS = -10;
-constexpr int ZX_ERR_BAD_HANDLE = -11;
-constexpr int ZX_ERR_WRONG_TYPE = -12;
-constexpr int ZX_ERR_BAD_STATE = -20;
-constexpr int ZX_ERR_NOT_FOUND = -25;
-constexpr int ZX_ERR_IO = -40;
 
 struct Status {
   int status = ZX_OK;

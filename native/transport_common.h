@@ -9,21 +9,10 @@
 
 #include <string>
 
+#include "zx_status.h"
+
 namespace starnix {
 namespace transport {
-
-// zx status values the transport reports (see spec/protocol.md).
-constexpr int ZX_OK = 0;
-constexpr int ZX_ERR_INTERNAL = -1;
-constexpr int ZX_ERR_NO_RESOURCES = -3;
-constexpr int ZX_ERR_NO_MEMORY = -4;
-constexpr int ZX_ERR_INVALID_ARGS = -10;
-constexpr int ZX_ERR_BAD_HANDLE = -11;
-constexpr int ZX_ERR_WRONG_TYPE = -12;
-constexpr int ZX_ERR_OUT_OF_RANGE = -14;
-constexpr int ZX_ERR_BAD_STATE = -20;
-constexpr int ZX_ERR_PEER_CLOSED = -24;
-constexpr int ZX_ERR_IO = -40;
 
 // Channel limits, the same as Zircon's.
 constexpr size_t kMaxMessageBytes = 65536;
