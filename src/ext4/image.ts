@@ -427,7 +427,7 @@ export class Ext4Image implements BlockSource {
     if (!found && dir.flags & INODE_FLAGS.casefold) {
       throw new Ext4Error(
         'EUNSUPPORTED',
-        `directory inode ${dir.ino} is case-insensitive and has no exact match for ${JSON.stringify(name)}; case folding is not implemented`,
+        `directory inode ${dir.ino} is case-insensitive and has no exact match for ${JSON.stringify(name)}; this reader does not fold case`,
       );
     }
     return found;
