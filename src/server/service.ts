@@ -19,7 +19,7 @@ import { PagerInstance } from './pager_server';
 
 export interface PagerServiceOptions {
   svcDir: string;
-  /** Pager threads per pager (the seed uses one). */
+  /** Native pager threads per pager: default 2, so read-ahead fills in parallel (the seed uses 1). */
   threads?: number;
   readahead?: PagerOptions['readahead'];
   dropCache?: boolean;
