@@ -34,6 +34,7 @@
 #include <string>
 
 #include "exports.h"
+#include "napi_args.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -195,21 +196,6 @@ void ThrowCode(Napi::Env env, const char* code, const std::string& message) {
 }
 
 std::string ErrnoText(const char* what, int err) { return std::string(what) + ": " + strerror(err); }
-
-bool U64Arg(Napi::Value v, uint64_t* out) {
-  if (v.IsBigInt()) {
-    bool lossless = false;
-    *out = v.As<Napi::BigInt>().Uint64Value(&lossless);
-    return lossless;
-  }
-  if (v.IsNumber()) {
-    double d = v.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
-    *out = static_cast<uint64_t>(d);
-    return true;
-  }
-  return false;
-}
 
 // The error for a read that hit a poisoned page.
 std::pair<const char*, std::string> ReadFailure(const MappingState& s, uintptr_t fault_addr) {

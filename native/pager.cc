@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "exports.h"
+#include "napi_args.h"
 #include "pager_core.h"
 
 namespace starnix {
@@ -29,30 +30,6 @@ void ThrowStatus(Napi::Env env, int status, const std::string& message) {
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("status", Napi::Number::New(env, status));
   error.ThrowAsJavaScriptException();
-}
-
-// Reads a u64 from a BigInt or a non-negative safe-integer Number.
-bool U64Arg(Napi::Value v, uint64_t* out) {
-  if (v.IsBigInt()) {
-    bool lossless = false;
-    *out = v.As<Napi::BigInt>().Uint64Value(&lossless);
-    return lossless;
-  }
-  if (v.IsNumber()) {
-    double d = v.As<Napi::Number>().DoubleValue();
-    if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) return false;
-    *out = static_cast<uint64_t>(d);
-    return true;
-  }
-  return false;
-}
-
-bool FdArg(Napi::Value v, int* fd) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > 2147483647.0 || d != static_cast<double>(static_cast<int>(d))) return false;
-  *fd = static_cast<int>(d);
-  return true;
 }
 
 // An event from a pager thread to JS.
