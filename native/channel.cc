@@ -176,7 +176,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     size_t size = bytes.ByteLength();
     if (fd_ < 0) {
       CloseAll(fds);
-      return Napi::Number::New(env, ZX_ERR_BAD_STATE);
+      // Closed here because the peer went away, with JS still hearing the last batch: the
+      // caller must see PEER_CLOSED (as it would a moment later), not a state error.
+      return Napi::Number::New(env, closed_by_peer_ ? ZX_ERR_PEER_CLOSED : ZX_ERR_BAD_STATE);
     }
     if (size > kMaxMessageBytes || fds.size() > kMaxMessageHandles) {
       CloseAll(fds);
@@ -367,7 +369,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       // POLLERR (e.g. ECONNRESET: the peer closed with our messages unread). libuv has stopped the
       // watcher; read what the peer sent before it went away, then close.
       self->poll_events_ = 0;
-      if (self->started_) self->DrainReadable(/*closing=*/true);
+      // Everything the peer sent before it went away is still readable: drain it all, batch by
+      // batch (each pass ends at the batch limit, or closes the channel at EAGAIN or end of stream).
+      while (self->started_ && self->fd_ >= 0) self->DrainReadable(/*closing=*/true);
       if (self->fd_ >= 0) self->CloseAndReport(ZX_ERR_PEER_CLOSED, "socket error: peer closed");
       return;
     }
@@ -481,7 +485,10 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       batch_bytes += static_cast<size_t>(n);
     }
 
-    if (close_status != 0) CloseNative();  // before JS hears of it: state is final
+    if (close_status != 0) {
+      closed_by_peer_ = close_status == ZX_ERR_PEER_CLOSED;
+      CloseNative();  // before JS hears of it: state is final
+    }
     if (count > 0) {
       Call(kEventMessages, batch, env.Undefined());
     }
@@ -491,6 +498,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   }
 
   void CloseAndReport(int status, const std::string& detail) {
+    closed_by_peer_ = status == ZX_ERR_PEER_CLOSED;
     CloseNative();
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -522,6 +530,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   bool loop_ref_ = true;
   bool self_ref_ = false;
   int last_errno_ = 0;
+  bool closed_by_peer_ = false;  // the fd was closed natively because the peer closed
   size_t max_queued_bytes_ = 4 << 20;
   std::deque<QueuedMessage> queue_;
   size_t queued_bytes_ = 0;

@@ -73,7 +73,12 @@ export class PagerClientConnection {
       // The server hung up (or refused this connection): the handles went with the message, so
       // the pager channel's peer is closed and the pager's first call fails with PEER_CLOSED,
       // just as a refusal by epitaph would.
-      if (!(e instanceof FidlPeerClosedError)) throw e;
+      if (!(e instanceof FidlPeerClosedError)) {
+        // Nothing was sent (a bad block size, an encode or transport error): the backing was
+        // moved into this call and the pager channel has no use, so none of them may leak.
+        for (const h of [clientEnd, serverEnd, backingHandle]) h.close();
+        throw e;
+      }
     }
     return new RemotePager(this, Channel.fromHandle(clientEnd, { name: 'pager' }));
   }

@@ -1,0 +1,46 @@
+// Regression tests for transport bugs found in review. Each failed before its fix.
+import { Channel, ChannelError } from '../../src/transport/channel';
+import { ZX } from '../../src/zx_status';
+
+jest.setTimeout(10000);
+
+test('a peer that closes with our message unread (ECONNRESET) still delivers every message it sent, over several batches', async () => {
+  const [a, b] = Channel.pair();
+  // Our message stays unread in b's queue: closing b then sets ECONNRESET on a (POLLERR), the
+  // path that read one batch (256 messages at most) and closed with the rest unread.
+  a.send(Buffer.from('unread'), []);
+  const sent = 270; // more than one batch, fewer than fill the socket (about 278 here)
+  for (let i = 0; i < sent; i++) {
+    const m = Buffer.alloc(16);
+    m.writeUInt32LE(i, 0);
+    b.send(m, []);
+  }
+  expect(b.queuedBytes).toBe(0); // all in the kernel: nothing is lost on b's side
+  b.close();
+  const got: number[] = [];
+  a.on('message', (bytes: Buffer) => got.push(bytes.readUInt32LE(0)));
+  const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+  a.start();
+  await closed;
+  expect(got.length).toBe(sent);
+  expect(got).toEqual(Array.from({ length: sent }, (_, i) => i));
+});
+
+test('a send made while hearing the last messages before the peer closed fails with PEER_CLOSED, not BAD_STATE', async () => {
+  const [a, b] = Channel.pair();
+  b.send(Buffer.from('last words'), []);
+  b.close();
+  let sendError: unknown = null;
+  a.on('message', () => {
+    try {
+      a.send(Buffer.from('reply'), []);
+    } catch (e) {
+      sendError = e;
+    }
+  });
+  const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+  a.start();
+  await closed;
+  expect(sendError).toBeInstanceOf(ChannelError);
+  expect((sendError as ChannelError).status).toBe(ZX.PEER_CLOSED);
+});
