@@ -141,6 +141,11 @@ struct MappingState {
       if (hole < 0 || static_cast<uint64_t>(hole) >= length) break;
       uint64_t start = static_cast<uint64_t>(hole) / page * page;
       off_t data = lseek(file_fd, static_cast<off_t>(start), SEEK_DATA);
+      if (data >= 0 && static_cast<uint64_t>(data) == start) {
+        // The hole is the end of file inside the last page, which is present: keep it readable.
+        pos = start + page;
+        continue;
+      }
       uint64_t end = (data < 0 || static_cast<uint64_t>(data) > length) ? length : static_cast<uint64_t>(data);
       if (end <= start) end = start + page;
       uffd::Poison(uffd, reinterpret_cast<uint64_t>(addr) + start, end - start);

@@ -226,6 +226,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     uint64_t address, length, offset;
     if (info.Length() < 5 || !FdArg(info[0], &file_fd) || !FdArg(info[1], &uffd_fd) || !U64Arg(info[2], &address) ||
         !U64Arg(info[3], &length) || !U64Arg(info[4], &offset)) {
+      // The uffd is ours also when the call is refused (the caller has let go of it).
+      if (info.Length() >= 2 && FdArg(info[1], &uffd_fd)) close(uffd_fd);
       ThrowStatus(env, ZX_ERR_INVALID_ARGS, "attachMapping(fileFd, uffdFd, address, length, offset)");
       return env.Undefined();
     }

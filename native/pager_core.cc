@@ -1074,6 +1074,9 @@ void Pager::Stop() {
       failures_++;
       uffd::Poison(w.first->uffd, w.second, uffd::PageSize());
     }
+    // The claim stays in its file's list and each waiter holds its attachment, which holds the
+    // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
+    job.claim->waiters.clear();
   }
   jobs.clear();
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments;
