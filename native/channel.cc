@@ -6,8 +6,9 @@
 //   - readable: drain with recvmsg until EAGAIN (or a batch limit) and hand the whole batch to JS
 //     in one call, because the JS-call overhead dominates small messages;
 //   - writes: sendmsg directly; on EAGAIN the message is queued here (bytes copied, fds kept open)
-//     and sent when the socket becomes writable. The queue is capped so that a slow reader cannot
-//     make us grow without bound; past the cap Send() reports overflow and JS closes the channel.
+//     and sent when the socket becomes writable. The queue is capped, in bytes and in fds, so that
+//     a slow reader cannot make us grow without bound (nor hold our fd table: every queued fd is
+//     one of ours until sent); past a cap Send() reports overflow and JS closes the channel.
 // While the poll is active the object holds a reference to itself and to its callback (it cannot
 // be collected while the kernel may still call back into it); an unreachable, idle one (never
 // started, nothing queued) closes its fd when collected.
@@ -101,7 +102,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
                        });
   }
 
-  // new NativeChannel(fd, onEvent, maxQueuedBytes): takes ownership of fd, which must be a
+  // new NativeChannel(fd, onEvent, maxQueuedBytes, maxQueuedHandles?): takes ownership of fd, which must be a
   // SOCK_SEQPACKET socket (checked here: anything else is a wrong-type error, and fd stays the caller's).
   explicit NativeChannel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeChannel>(info) {
     Napi::Env env = info.Env();
@@ -134,6 +135,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     // the JS side holds the function too. Strong while the poll is active (see UpdatePoll).
     on_event_ = Napi::Weak(info[1].As<Napi::Function>());
     max_queued_bytes_ = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    if (info.Length() > 3 && info[3].IsNumber()) {
+      max_queued_handles_ = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
+    }
     async_context_ = std::make_unique<Napi::AsyncContext>(env, "StarnixChannel", info.This().As<Napi::Object>());
   }
 
@@ -197,7 +201,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       }
     }
     // The socket is full (or earlier messages wait): keep order by queueing behind them.
-    if (queued_bytes_ + size > max_queued_bytes_) {
+    if (queued_bytes_ + size > max_queued_bytes_ || queued_handles_ + fds.size() > max_queued_handles_) {
       CloseAll(fds);
       return Napi::Number::New(env, kSendQueueOverflow);
     }
@@ -205,6 +209,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     message.bytes.assign(data, data + size);
     message.fds = std::move(fds);
     queued_bytes_ += size;
+    queued_handles_ += message.fds.size();
     queue_.push_back(std::move(message));
     int err = UpdatePoll();
     if (err != 0) {
@@ -212,6 +217,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       QueuedMessage& last = queue_.back();
       CloseAll(last.fds);
       queued_bytes_ -= last.bytes.size();
+      queued_handles_ -= last.fds.size();
       queue_.pop_back();
       ThrowErrno(env, "uv_poll_start", err);
       return env.Undefined();
@@ -356,6 +362,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     for (QueuedMessage& m : queue_) CloseAll(m.fds);
     queue_.clear();
     queued_bytes_ = 0;
+    queued_handles_ = 0;
     DropSelfRef();
   }
 
@@ -392,6 +399,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
         for (QueuedMessage& q : queue_) CloseAll(q.fds);
         queue_.clear();
         queued_bytes_ = 0;
+        queued_handles_ = 0;
         int status = SendErrnoToStatus(err);
         Warn("dropped " + std::to_string(lost) + " queued message(s): sendmsg: " + strerror(err));
         if (fd_ < 0) return;  // JS closed it while hearing the warning
@@ -403,6 +411,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       }
       CloseAll(m.fds);
       queued_bytes_ -= m.bytes.size();
+      queued_handles_ -= m.fds.size();
       queue_.pop_front();
     }
     int err = UpdatePoll();
@@ -534,6 +543,8 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   size_t max_queued_bytes_ = 4 << 20;
   std::deque<QueuedMessage> queue_;
   size_t queued_bytes_ = 0;
+  size_t max_queued_handles_ = 1024;
+  size_t queued_handles_ = 0;
   Napi::FunctionReference on_event_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
 };

@@ -28,10 +28,17 @@ export interface ChannelOptions {
   name?: string;
   /** Bytes that may wait in the write queue for a slow reader before the channel is closed. */
   maxQueuedBytes?: number;
+  /** Handles (fds) that may wait in the write queue; each is one of our fds until sent. */
+  maxQueuedHandles?: number;
 }
 
 /** Default cap on the write queue: a slow reader cannot make us hold more than this. */
 export const DEFAULT_MAX_QUEUED_BYTES = 4 << 20;
+/**
+ * Default cap on the fds in the write queue: the byte cap alone let a peer that never reads
+ * make us hold tens of thousands of fds (one per small reply), past RLIMIT_NOFILE.
+ */
+export const DEFAULT_MAX_QUEUED_HANDLES = 1024;
 
 // native/channel.cc's event kinds and send() results.
 const EVENT_MESSAGES = 0;
@@ -74,9 +81,10 @@ export class Channel extends EventEmitter {
     super();
     this.name = opts.name ?? defaultName();
     const maxQueued = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    const maxQueuedHandles = opts.maxQueuedHandles ?? DEFAULT_MAX_QUEUED_HANDLES;
     // The native side holds this function weakly while idle: keep it alive as long as we are.
     this.onNativeEventBound = this.onNativeEvent.bind(this);
-    this.nativeChannel = new native.NativeChannel(fd, this.onNativeEventBound, maxQueued) as NativeChannel;
+    this.nativeChannel = new native.NativeChannel(fd, this.onNativeEventBound, maxQueued, maxQueuedHandles) as NativeChannel;
   }
 
   /** A connected pair (socketpair): what one end sends, the other receives. */
@@ -130,8 +138,8 @@ export class Channel extends EventEmitter {
   /**
    * Sends one message and moves the handles: after the call they are invalid, whatever happened.
    * Throws ChannelError: OUT_OF_RANGE (over 65536 bytes or 64 handles), BAD_HANDLE (a closed or
-   * repeated handle, or this channel is closed), PEER_CLOSED, NO_RESOURCES (the write queue overflowed:
-   * the channel is closed).
+   * repeated handle, or this channel is closed), PEER_CLOSED, NO_RESOURCES (the write queue overflowed
+   * its cap in bytes or in handles: the channel is closed).
    */
   send(bytes: Uint8Array, handles: Handle[]): void {
     const problem = this.checkSend(bytes, handles);
@@ -144,7 +152,7 @@ export class Channel extends EventEmitter {
     if (result >= 0 && result !== SEND_QUEUE_OVERFLOW) return;
     if (result === SEND_QUEUE_OVERFLOW) {
       const queued = this.nativeChannel.queuedBytes();
-      logger.error(`channel ${this.name}: closing, the peer does not read: ${queued} bytes already queued, cap reached`, {
+      logger.error(`channel ${this.name}: closing, the peer does not read: ${queued} bytes already queued, a cap (bytes or handles) reached`, {
         channel: this.name,
       });
       this.close();

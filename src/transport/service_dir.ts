@@ -248,7 +248,7 @@ export function connectService(svcDir: string, protocolName: string, opts: Chann
               : (e as Error).message;
     throw new ServiceDirError(code, socketPath, `cannot connect to ${socketPath}: ${why}`);
   }
-  const ch = Channel.fromHandle(new Handle(fd), { name: opts.name ?? `${protocolName}-client`, maxQueuedBytes: opts.maxQueuedBytes });
+  const ch = Channel.fromHandle(new Handle(fd), { name: opts.name ?? `${protocolName}-client`, maxQueuedBytes: opts.maxQueuedBytes, maxQueuedHandles: opts.maxQueuedHandles });
   logger.debug(`service ${protocolName}: connected to ${socketPath}`, { channel: ch.name });
   return ch;
 }

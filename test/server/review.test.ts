@@ -24,3 +24,46 @@ test('createPager that throws (a block size that is no integer) leaks neither th
     svc.close();
   }
 });
+
+test('a client that sends RegisterFile calls and never reads the replies cannot make the server hold thousands of fds', async () => {
+  // Each reply carries a new fd; replies the client does not read wait in the server's write
+  // queue, and that queue was capped by bytes only (4 MiB, some 80000 small replies): a single
+  // client could make the server hold more fds than its RLIMIT_NOFILE allows.
+  const { Channel } = await import('../../src/transport/channel');
+  const { encodeMessage } = await import('../../src/fidl/message');
+  const runner = await import('../../src/gen/fuchsia_starnix_runner');
+  const svc = EmbeddedService.start();
+  const client = PagerClientConnection.connect(svc.svcDir);
+  const [clientEnd, serverEnd] = Channel.pairHandles();
+  client.managerClient.createPager({ backingVmo: createMemfd('backing', 1 << 16), blockSize: 4096n, pager: serverEnd });
+  const pagerChannel = Channel.fromHandle(clientEnd, { name: 'never-reads' }); // never started: reads nothing
+  try {
+    const before = openFdCount();
+    const method = runner.PagerMethods.RegisterFile;
+    const requests = 6000;
+    for (let txid = 1; txid <= requests; txid++) {
+      const m = encodeMessage({ txid, ordinal: method.ordinal, flexible: !method.strict }, method.payload, {
+        name: 'f',
+        inodeNum: 1,
+        size: 4096n,
+        extents: [{ logicalStart: 0, logicalEnd: 1, physicalBlock: 0n }],
+      });
+      pagerChannel.send(m.bytes, m.handles);
+    }
+    // Let the server read every request (ours drain as it reads) and queue its replies.
+    let peak = openFdCount();
+    const deadline = Date.now() + 5000;
+    while (pagerChannel.queuedBytes > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      peak = Math.max(peak, openFdCount());
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    peak = Math.max(peak, openFdCount());
+    expect(pagerChannel.queuedBytes).toBe(0);
+    expect(peak - before).toBeLessThan(2000);
+  } finally {
+    pagerChannel.close();
+    client.close();
+    svc.close();
+  }
+});

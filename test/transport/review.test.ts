@@ -44,3 +44,24 @@ test('a send made while hearing the last messages before the peer closed fails w
   expect(sendError).toBeInstanceOf(ChannelError);
   expect((sendError as ChannelError).status).toBe(ZX.PEER_CLOSED);
 });
+
+test('the write queue is capped in handles as well as bytes: past the cap, NO_RESOURCES and the channel closes', async () => {
+  const { createMemfd } = await import('../../src/transport/memfd');
+  const [a0, b] = Channel.pair();
+  const a = Channel.fromHandle(a0.toHandle(), { name: 'handle-capped', maxQueuedHandles: 4 });
+  while (a.queuedBytes === 0) a.send(Buffer.alloc(16), []); // b never reads: the socket is full now
+  for (let i = 0; i < 3; i++) a.send(Buffer.alloc(16), [createMemfd(`q${i}`)]); // queued: 3 handles
+  a.send(Buffer.alloc(16), [createMemfd('q3')]); // the 4th queued handle: at the cap, still fine
+  const fifth = createMemfd('q4');
+  let error: unknown = null;
+  try {
+    a.send(Buffer.alloc(16), [fifth]);
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ChannelError);
+  expect((error as ChannelError).status).toBe(ZX.NO_RESOURCES);
+  expect(fifth.valid).toBe(false);
+  expect(a.closed).toBe(true);
+  b.close();
+});
