@@ -543,7 +543,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   size_t max_queued_bytes_ = 4 << 20;
   std::deque<QueuedMessage> queue_;
   size_t queued_bytes_ = 0;
-  size_t max_queued_handles_ = 1024;
+  size_t max_queued_handles_ = 4096;
   size_t queued_handles_ = 0;
   Napi::FunctionReference on_event_;
   std::unique_ptr<Napi::AsyncContext> async_context_;

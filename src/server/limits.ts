@@ -10,10 +10,13 @@ export interface ServerLimits {
   pagersPerConnection: number;
   /** Mappings attached through one Mapper connection. */
   mappingsPerConnection: number;
+  /** Wake watchers kept for one Manager connection (each is an fd held for the connection's life). */
+  wakeWatchersPerConnection: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
   filesPerPager: 65536,
   pagersPerConnection: 64,
   mappingsPerConnection: 65536,
+  wakeWatchersPerConnection: 64,
 };

@@ -146,6 +146,17 @@ export class ManagerConnection implements runner.ManagerHandler {
       logger.warn('RegisterWakeWatcher without a watcher: nothing kept', { channel: this.channel.name });
       return;
     }
+    if (this.wakeWatchers.length >= this.limits.wakeWatchersPerConnection) {
+      // Each one is an fd held for the connection's life: past the bound, the connection goes
+      // (the method has no error to answer with), so that one client cannot fill our fd table.
+      req.watcher.close();
+      logger.warn(`RegisterWakeWatcher refused: this connection has ${this.wakeWatchers.length} watchers already; closing it`, {
+        channel: this.channel.name,
+        epitaph: statusName(ZX.NO_RESOURCES),
+      });
+      this.binding.closeWithEpitaph(ZX.NO_RESOURCES);
+      return;
+    }
     // Kept for the connection's life and never signalled: no container is ever suspended here.
     this.wakeWatchers.push(req.watcher);
     logger.info('RegisterWakeWatcher: watcher kept; it will never be signalled on Linux', { channel: this.channel.name });

@@ -36,9 +36,10 @@ export interface ChannelOptions {
 export const DEFAULT_MAX_QUEUED_BYTES = 4 << 20;
 /**
  * Default cap on the fds in the write queue: the byte cap alone let a peer that never reads
- * make us hold tens of thousands of fds (one per small reply), past RLIMIT_NOFILE.
+ * make us hold tens of thousands of fds (one per small reply), past RLIMIT_NOFILE (20000 here).
+ * High enough for a client that pipelines a few thousand handle-carrying calls at once.
  */
-export const DEFAULT_MAX_QUEUED_HANDLES = 1024;
+export const DEFAULT_MAX_QUEUED_HANDLES = 4096;
 
 // native/channel.cc's event kinds and send() results.
 const EVENT_MESSAGES = 0;
