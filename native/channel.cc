@@ -376,10 +376,22 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       // POLLERR (e.g. ECONNRESET: the peer closed with our messages unread). libuv has stopped the
       // watcher; read what the peer sent before it went away, then close.
       self->poll_events_ = 0;
+      if (!self->started_) {
+        // Only writes were watched, and they cannot succeed (the peer is gone): drop what we
+        // queued, but leave the socket open. What the peer sent stays readable for start(), and
+        // the error stays pending on the socket, so the read poll hears of it again then.
+        size_t lost = self->queue_.size();
+        for (QueuedMessage& q : self->queue_) CloseAll(q.fds);
+        self->queue_.clear();
+        self->queued_bytes_ = 0;
+        self->queued_handles_ = 0;
+        self->DropSelfRef();
+        self->Warn("dropped " + std::to_string(lost) + " queued message(s): socket error (peer closed)");
+        return;
+      }
       // Everything the peer sent before it went away is still readable: drain it all, batch by
       // batch (each pass ends at the batch limit, or closes the channel at EAGAIN or end of stream).
-      while (self->started_ && self->fd_ >= 0) self->DrainReadable(/*closing=*/true);
-      if (self->fd_ >= 0) self->CloseAndReport(ZX_ERR_PEER_CLOSED, "socket error: peer closed");
+      while (self->fd_ >= 0) self->DrainReadable(/*closing=*/true);
       return;
     }
     if ((events & UV_WRITABLE) && self->fd_ >= 0) self->Flush();

@@ -65,3 +65,21 @@ test('the write queue is capped in handles as well as bytes: past the cap, NO_RE
   expect(a.closed).toBe(true);
   b.close();
 });
+
+test('a peer that closes while we only write (not started yet) loses us none of its messages, and no close comes before start()', async () => {
+  const [a, b] = Channel.pair();
+  while (a.queuedBytes === 0) a.send(Buffer.alloc(16), []); // b never reads: a's write queue is in use
+  for (let i = 0; i < 3; i++) b.send(Buffer.from([i]), []);
+  let closedEarly = false;
+  a.once('close', () => (closedEarly = true));
+  b.close(); // with a's messages unread: ECONNRESET (POLLERR) on a, whose poll watches only writes
+  await new Promise((r) => setTimeout(r, 50));
+  expect(closedEarly).toBe(false);
+  expect(a.queuedBytes).toBe(0); // nobody will read what we queued: dropped
+  const got: number[] = [];
+  a.on('message', (bytes: Buffer) => got.push(bytes[0]));
+  const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+  a.start();
+  await closed;
+  expect(got).toEqual([0, 1, 2]);
+});
