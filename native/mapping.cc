@@ -116,20 +116,20 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
 
 // ---- the mapping --------------------------------------------------------------------------
 
-// Shared by the JS object, async reads in flight and the watcher thread; the range is unmapped
-// when the last of them lets go.
+struct Watcher;
+
+// Shared by the JS object and async reads in flight; the range is unmapped when the last of them
+// lets go. The watcher lives as long as the range does: a read still in flight after close()
+// must fail if the pager dies, not wait forever.
 struct MappingState {
   uint8_t* addr = nullptr;
   uint64_t length = 0;
   int uffd = -1;
   int file_fd = -1;  // a dup of the caller's fd: to find the pages still missing (SEEK_HOLE)
   std::atomic<bool> pager_gone{false};
+  std::unique_ptr<Watcher> watcher;  // set once, on the JS thread, by watchPager
 
-  ~MappingState() {
-    if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
-    if (uffd >= 0) close(uffd);
-    if (file_fd >= 0) close(file_fd);
-  }
+  ~MappingState();
 
   // Poisons every page of the mapping that is not in the file's page cache and wakes its
   // waiters: with the pager gone, nobody else would ever answer those faults.
@@ -154,9 +154,10 @@ struct MappingState {
   }
 };
 
-// Watches the socket to the pager; on hang-up fails the missing pages.
+// Watches the socket to the pager; on hang-up fails the missing pages. Owned by its state, which
+// stops it (joins the thread) before the range goes away.
 struct Watcher {
-  std::shared_ptr<MappingState> state;
+  MappingState* state = nullptr;
   int sock = -1;
   int wake = -1;  // eventfd: the mapping is closing
   pthread_t thread;
@@ -193,6 +194,13 @@ struct Watcher {
     return nullptr;
   }
 };
+
+MappingState::~MappingState() {
+  watcher.reset();                            // joins the watcher thread, which uses the range
+  if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
+  if (uffd >= 0) close(uffd);
+  if (file_fd >= 0) close(file_fd);
+}
 
 void ThrowCode(Napi::Env env, const char* code, const std::string& message) {
   Napi::Error error = Napi::Error::New(env, message);
@@ -328,8 +336,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
 
  private:
   void Release() {
-    watcher_.reset();  // joins the watcher thread
-    state_.reset();    // unmaps once no async read uses it
+    state_.reset();  // unmaps (and stops the watcher) once no async read uses it
   }
 
   bool Live(Napi::Env env) {
@@ -369,12 +376,12 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       ThrowCode(env, "EINVAL", "watchPager(socketFd)");
       return env.Undefined();
     }
-    if (watcher_) {
+    if (state_->watcher) {
       ThrowCode(env, "EBUSY", "the pager is already watched");
       return env.Undefined();
     }
     auto w = std::make_unique<Watcher>();
-    w->state = state_;
+    w->state = state_.get();
     w->sock = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
     w->wake = eventfd(0, EFD_CLOEXEC);
     if (w->sock < 0 || w->wake < 0) {
@@ -387,7 +394,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return env.Undefined();
     }
     w->started = true;
-    watcher_ = std::move(w);
+    state_->watcher = std::move(w);
     return env.Undefined();
   }
 
@@ -425,7 +432,6 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   }
 
   std::shared_ptr<MappingState> state_;
-  std::unique_ptr<Watcher> watcher_;
 };
 
 }  // namespace

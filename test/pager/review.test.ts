@@ -127,4 +127,36 @@ describe('pager core review', () => {
     expect(fdsTo('anon_inode:[userfaultfd]')).toBe(uffdsBefore);
     fs.closeSync(backing);
   }, 60000);
+
+  test('a read still in flight when its mapping is closed fails instead of hanging when the pager dies', async () => {
+    const size = 32 << 20;
+    const backing = createMemfdForTests('backing', size);
+    const seen = new Set<string>();
+    for (let round = 0; round < 10; round++) {
+      const pager = NativePager.create(backing, 4096, { threads: 1, readahead: 'fixed' });
+      const sock = await socketPair(`inflight${round}`);
+      try {
+        const f = openFile(pager, 'inflight', 1, size, [ext(0, size / 4096, 0)]);
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        f.mapping.watchPager((sock.client as any)._handle.fd);
+        const read = f.mapping.readAsync(0, size).then(
+          () => 'ok',
+          (e) => String(e.code),
+        );
+        await new Promise((r) => setTimeout(r, 2));
+        f.mapping.close(); // the read goes on: it holds the mapping until it is done
+        pager.stop();
+        sock.serverSide.destroy();
+        const outcome = await Promise.race([read, new Promise((r) => setTimeout(() => r('hung'), 3000))]);
+        seen.add(String(outcome));
+        expect(['ok', 'EPIPE', 'EIO']).toContain(outcome);
+        fs.closeSync(f.fd);
+      } finally {
+        sock.close();
+        pager.stop();
+      }
+    }
+    expect(seen.has('EPIPE') || seen.has('EIO')).toBe(true);
+    fs.closeSync(backing);
+  }, 60000);
 });
