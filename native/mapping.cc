@@ -319,6 +319,12 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return;
     }
     state->addr = static_cast<uint8_t*>(addr);
+    // Not inherited by fork(): a child would get the range without its uffd registration, and
+    // its first touch of a missing page would put a page of zeros into the file's shared cache.
+    if (madvise(addr, state->length, MADV_DONTFORK) != 0) {
+      ThrowCode(env, "EINVAL", ErrnoText("madvise(MADV_DONTFORK)", errno));
+      return;
+    }
     err = uffd::RegisterMissing(state->uffd, reinterpret_cast<uint64_t>(addr), state->length);
     if (err != 0) {
       ThrowCode(env, "EPERM", ErrnoText("UFFDIO_REGISTER", err));

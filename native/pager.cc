@@ -96,6 +96,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
                        {InstanceMethod("registerFile", &PagerObject::RegisterFile),
                         InstanceMethod("attachMapping", &PagerObject::AttachMapping),
                         InstanceMethod("detachMapping", &PagerObject::DetachMapping),
+                        InstanceMethod("isAttached", &PagerObject::IsAttached),
                         InstanceMethod("stats", &PagerObject::Stats),
                         InstanceMethod("ownsFile", &PagerObject::OwnsFile),
                         InstanceMethod("stop", &PagerObject::Stop)});
@@ -254,6 +255,16 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     }
     if (pager_) pager_->DetachMapping(id);
     return env.Undefined();
+  }
+
+  Napi::Value IsAttached(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t id;
+    if (info.Length() < 1 || !U64Arg(info[0], &id)) {
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "isAttached(id)");
+      return env.Undefined();
+    }
+    return Napi::Boolean::New(env, pager_ != nullptr && pager_->IsAttached(id));
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

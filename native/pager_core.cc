@@ -709,6 +709,11 @@ void Pager::DetachMapping(uint64_t id) {
   DetachLocked(id);
 }
 
+bool Pager::IsAttached(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !stopped_ && attachments_.count(id) != 0;
+}
+
 Stats Pager::GetStats() {
   Stats s;
   {

@@ -114,6 +114,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
                        uint64_t* id_out);
   // Unknown ids (already detached, or detached because the file was forgotten) are ignored.
   void DetachMapping(uint64_t id);
+  // False once the attachment is gone (detached, its file forgotten, or the pager stopped).
+  bool IsAttached(uint64_t id);
 
   Stats GetStats();
   bool OwnsFile(dev_t dev, ino_t ino);

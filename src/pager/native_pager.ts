@@ -124,6 +124,11 @@ export class NativePager {
     this.inner.detachMapping(id);
   }
 
+  /** False once the attachment is gone: detached, its file forgotten, or the pager stopped. */
+  isAttached(id: number): boolean {
+    return this.inner.isAttached(id);
+  }
+
   stats(): PagerStats {
     return this.inner.stats();
   }

@@ -50,6 +50,10 @@ export class MapperConnection implements mapper.MapperHandler {
     }
     if (uffdKind !== 'userfaultfd') return fail(ZX.WRONG_TYPE, `uffd is a ${uffdKind}, not a userfaultfd`);
     if (this.attachments.length >= this.limits.mappingsPerConnection) {
+      // Attachments of forgotten files end by themselves in the pager: count only live ones.
+      this.attachments.splice(0, this.attachments.length, ...this.attachments.filter((a) => a.pager.isAttached(a.id)));
+    }
+    if (this.attachments.length >= this.limits.mappingsPerConnection) {
       return fail(ZX.NO_RESOURCES, `this connection has ${this.attachments.length} mappings attached already`);
     }
     const pager = findPagerForFile(vmo.fd);

@@ -71,3 +71,33 @@ test('a server process survives thousands of register-and-close cycles, and forg
   }
   expect(server.exitCode).toBe(0);
 });
+
+test('the mappings-per-connection limit counts live mappings only, not those of forgotten files', async () => {
+  const svc = EmbeddedService.start({ limits: { mappingsPerConnection: 2 } });
+  const client = PagerClientConnection.connect(svc.svcDir);
+  const pager = client.createPager(createMemfd('backing', 1 << 20), 4096);
+  try {
+    // Five files one after the other, each mapped, read and let go: never more than one alive.
+    for (let i = 0; i < 5; i++) {
+      const f = await pager.registerFile({ name: `f${i}`, inode: i + 1, size: 4096n, extents: [{ logicalStart: 0, logicalEnd: 1, physicalBlock: 0n }] });
+      const m = await f.map();
+      m.read(0, 1);
+      m.close();
+      f.close();
+      const deadline = Date.now() + 3000;
+      while (svc.service.stats().files > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    }
+    // Two live mappings fill the connection's quota; a third is refused.
+    const held = await Promise.all([10, 11, 12].map((inode) => pager.registerFile({ name: `h${inode}`, inode, size: 4096n, extents: [] })));
+    const m1 = await held[0].map();
+    const m2 = await held[1].map();
+    await expect(held[2].map()).rejects.toMatchObject({ status: -3 });
+    m1.close();
+    m2.close();
+    for (const f of held) f.close();
+  } finally {
+    pager.close();
+    client.close();
+    svc.close();
+  }
+});
