@@ -48,7 +48,9 @@ struct Guard {
   volatile uintptr_t fault_addr;
 };
 
-thread_local Guard* volatile tls_guard = nullptr;
+// initial-exec: the SIGBUS handler reads this on whatever thread faulted, and the first access to
+// a dynamic-model TLS variable of a dlopen'ed library may allocate, which a handler must not.
+__attribute__((tls_model("initial-exec"))) thread_local Guard* volatile tls_guard = nullptr;
 struct sigaction g_previous_sigbus;
 std::once_flag g_install_once;
 int g_install_error = 0;
