@@ -56,10 +56,10 @@ function explain(e: unknown, what: string): never {
 
 export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
-  // The pager registers a uffd of its own on each file's memfd, and clients need one per mapping:
-  // say so now, not at the first RegisterFile, when this process cannot have one.
+  // Each pager needs a uffd of its own (for its mappings of the files' memfds): say so now, not at
+  // the first CreatePager, when this process cannot have one.
   const probe = probeUserfaultfd();
-  if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; RegisterFile will fail until it can\n`);
+  if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; every CreatePager will fail (NOT_SUPPORTED) until it can\n`);
   let service: PagerService;
   try {
     service = PagerService.start({ svcDir: flags.svcDir, threads: flags.threads, readahead: flags.readahead, allowUids: flags.allowUids });
