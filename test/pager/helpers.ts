@@ -1,5 +1,8 @@
 // Shared helpers for the pager tests: a pager over a memfd, and a mapping attached to it.
 import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
 import { NativePager, Extent, createMemfdForTests, PagerOptions } from '../../src/pager/native_pager';
 import { FileMapping } from '../../src/client/mapping';
 
@@ -48,4 +51,24 @@ export function ext(logicalStart: number, logicalEnd: number, physicalBlock: num
 
 export function openFdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** A connected Unix stream socket pair: a mapping watches `client`'s fd; destroying `serverSide` is the pager's death. */
+export async function socketPair(name: string): Promise<{ client: net.Socket; serverSide: net.Socket; close(): void }> {
+  const sockPath = path.join(os.tmpdir(), `review-${name}-${process.pid}`);
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(sockPath, r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const client = net.connect(sockPath);
+  await new Promise((r) => client.once('connect', r));
+  const serverSide = await accepted;
+  return {
+    client,
+    serverSide,
+    close() {
+      client.destroy();
+      serverSide.destroy();
+      server.close();
+    },
+  };
 }

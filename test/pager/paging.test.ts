@@ -3,11 +3,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as net from 'net';
 import { execFileSync } from 'child_process';
 import { NativePager, PagerError, findPagerForFile } from '../../src/pager/native_pager';
 import { FileMapping } from '../../src/client/mapping';
-import { openFile, memfdPager, waitFor, ext, openFdCount, PAGE } from './helpers';
+import { openFile, memfdPager, waitFor, ext, openFdCount, PAGE, socketPair } from './helpers';
 
 function randomBytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -259,20 +258,14 @@ describe('arguments', () => {
 describe('lifetime', () => {
   test('a mapping whose pager is gone fails with EPIPE within a second instead of hanging', async () => {
     const { backing, pager } = memfdPager(1 << 20, 4096);
-    const sockPath = path.join(os.tmpdir(), `pager-sock-${process.pid}`);
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(sockPath, r));
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-    const client = net.connect(sockPath);
-    await new Promise((r) => client.once('connect', r));
-    const serverSide = await accepted;
+    const sock = await socketPair('gone');
     try {
       const f = openFile(pager, 'gone', 1, 1 << 20, [ext(0, 256, 0)]);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      f.mapping.watchPager((client as any)._handle.fd);
+      f.mapping.watchPager((sock.client as any)._handle.fd);
       expect(f.mapping.read(0, 10).length).toBe(10); // served while the pager lives
       pager.stop();
-      serverSide.destroy();
+      sock.serverSide.destroy();
       const started = Date.now();
       await expect(f.mapping.readAsync(512 * 1024, 4096)).rejects.toMatchObject({
         code: 'EPIPE',
@@ -282,8 +275,7 @@ describe('lifetime', () => {
       expect(f.mapping.read(0, 10).length).toBe(10); // what was paged in stays readable
       f.close();
     } finally {
-      client.destroy();
-      server.close();
+      sock.close();
       pager.stop();
       fs.closeSync(backing);
     }

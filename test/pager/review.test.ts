@@ -1,30 +1,8 @@
 // Regression tests from a review of the pager core: each one failed before its fix.
 import * as fs from 'fs';
-import * as net from 'net';
-import * as os from 'os';
-import * as path from 'path';
 import { FileMapping } from '../../src/client/mapping';
 import { NativePager, createMemfdForTests } from '../../src/pager/native_pager';
-import { openFile, memfdPager, ext, openFdCount, PAGE } from './helpers';
-
-async function socketPair(name: string): Promise<{ client: net.Socket; serverSide: net.Socket; close(): void }> {
-  const sockPath = path.join(os.tmpdir(), `review-${name}-${process.pid}`);
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(sockPath, r));
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const client = net.connect(sockPath);
-  await new Promise((r) => client.once('connect', r));
-  const serverSide = await accepted;
-  return {
-    client,
-    serverSide,
-    close() {
-      client.destroy();
-      serverSide.destroy();
-      server.close();
-    },
-  };
-}
+import { openFile, memfdPager, ext, openFdCount, PAGE, socketPair } from './helpers';
 
 describe('pager core review', () => {
   test('pager gone: the last, partial page of a file stays readable when it was paged in', async () => {
