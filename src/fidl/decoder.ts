@@ -46,7 +46,8 @@ export class Decoder {
   constructor(bytes: Uint8Array, handles: readonly Handle[], options?: DecodeOptions) {
     this.bytes = bytes;
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // Messages from the transport are Buffers already; only a bare Uint8Array needs a Buffer view.
+    this.buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.handles = handles;
     this.check = options?.handleCheck !== undefined ? options.handleCheck : defaultHandleCheck;
   }

@@ -111,13 +111,21 @@ export function handleInfo(h: Handle): HandleInfo {
   return info;
 }
 
-/** Whether an fd of this kind can stand for a zx object of type objType (see handleObjectCheck). */
-function kindFits(kind: HandleKind, objType: number): boolean {
+// native.fdClass's packed facts (native/handle_info.cc): file type, socket type, open mode.
+const CLASS_REGULAR = 1;
+const CLASS_BLOCK = 2;
+const CLASS_SOCKET = 6;
+
+/**
+ * Whether an fd of file type `type` (and socket type `socketType`) can stand for a zx object of
+ * type objType. No type needs HandleInfo's finer kinds (memfd or file, which anon inode).
+ */
+function classFits(type: number, socketType: number, objType: number): boolean {
   switch (objType) {
     case ZX_OBJ_TYPE_VMO:
-      return kind === 'memfd' || kind === 'file' || kind === 'blockdev';
+      return type === CLASS_REGULAR || type === CLASS_BLOCK; // memfd, regular file, block device
     case ZX_OBJ_TYPE_CHANNEL:
-      return kind === 'socket-seqpacket';
+      return type === CLASS_SOCKET && socketType === SOCK_SEQPACKET;
     default:
       // NONE means "any handle". The other types (JOB, EVENTPAIR, COUNTER, EVENT, SOCKET, PAGER...)
       // have no fixed Linux stand-in in this project: a peer may pass any fd for them (the
@@ -134,19 +142,21 @@ function kindFits(kind: HandleKind, objType: number): boolean {
  *   stand-in = any fd;
  *   ACCESS_DENIED (-30) when rights ask for READ (1<<2) or WRITE (1<<3) that the fd's open mode
  *   lacks. ZX_RIGHT_SAME_RIGHTS (1<<31) asks for nothing in particular.
+ * It runs on every handle of every message, so it asks the kernel only what the answer needs
+ * (native.fdClass: fstat and F_GETFL, no /proc lookup) and builds no HandleInfo.
  */
 export function handleObjectCheck(h: Handle, objType: number, rights: number): number {
   if (!h.valid) return ZX.BAD_HANDLE;
-  let info: HandleInfo;
-  try {
-    info = handleInfo(h);
-  } catch {
-    return ZX.BAD_HANDLE;
-  }
-  if (!kindFits(info.kind, objType)) return ZX.WRONG_TYPE;
+  const facts = native.fdClass(h.fd) as number;
+  if (facts < 0) return ZX.BAD_HANDLE;
+  if (!classFits(facts & 0xf, (facts >> 4) & 0xf, objType)) return ZX.WRONG_TYPE;
   const asked = rights >>> 0;
   if ((asked & ZX_RIGHT_SAME_RIGHTS) !== 0) return ZX.OK;
-  if ((asked & ZX_RIGHT_READ) !== 0 && !info.readable) return ZX.ACCESS_DENIED;
-  if ((asked & ZX_RIGHT_WRITE) !== 0 && !info.writable) return ZX.ACCESS_DENIED;
+  const pathOnly = (facts & (1 << 10)) !== 0;
+  const mode = (facts >> 8) & O_ACCMODE;
+  const readable = !pathOnly && (mode === O_RDONLY || mode === O_RDWR);
+  const writable = !pathOnly && (mode === O_WRONLY || mode === O_RDWR);
+  if ((asked & ZX_RIGHT_READ) !== 0 && !readable) return ZX.ACCESS_DENIED;
+  if ((asked & ZX_RIGHT_WRITE) !== 0 && !writable) return ZX.ACCESS_DENIED;
   return ZX.OK;
 }
