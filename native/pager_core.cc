@@ -139,7 +139,8 @@ struct Attachment {
   std::atomic<bool> detached{false};  // queued read-ahead for it is skipped
   std::mutex ra_mu;
   uint64_t last_fault = UINT64_MAX;
-  uint64_t expected = UINT64_MAX;  // where a sequential reader faults next
+  uint64_t expected = UINT64_MAX;  // where the last window ended: a forward reader faults next near it
+  uint64_t low = UINT64_MAX;       // where the last window began: a backward reader faults next near it
   uint64_t window = 0;
 
   ~Attachment() {
@@ -849,20 +850,46 @@ void Pager::HandleInotify() {
   }
 }
 
-uint64_t Pager::ReadaheadBytes(Attachment& att, uint64_t fo) {
-  if (options_.readahead == Readahead::kFixed) return kFixedWindow;
+Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
+  const uint64_t page = uffd::PageSize();
+  if (options_.readahead == Readahead::kFixed) return Window{fo, fo + kFixedWindow};
   std::lock_guard<std::mutex> lock(att.ra_mu);
-  // Sequential: forward from the last fault, not far beyond where the last window ended.
-  bool sequential = fo == 0 || (att.last_fault != UINT64_MAX && fo > att.last_fault &&
-                                fo <= att.expected + att.window);
-  if (sequential) {
+  const bool seen = att.last_fault != UINT64_MAX;
+  // Forward: on from the last fault, not far beyond where the last window ended.
+  const bool forward = fo == 0 || (seen && fo > att.last_fault && fo <= att.expected + att.window);
+  // Backward: below the last fault, not far below where the last window began. A large memcpy
+  // walks a mapping back to front (glibc's does on x86-64 for copies of a few MiB: measured,
+  // first page, then last to first), and the pager must not fall back to a page per fault then.
+  const bool backward = !forward && seen && fo < att.last_fault && fo + att.window >= att.low;
+  if (forward || backward) {
     att.window = std::min(kMaxWindow, std::max(kFixedWindow, att.window * 2));
   } else {
     att.window = kRandomWindow;
   }
   att.last_fault = fo;
-  att.expected = fo + att.window;
-  return att.window;
+  Window w;
+  if (backward) {
+    w = Window{fo + page > att.window ? fo + page - att.window : 0, fo + page};
+  } else {
+    w = Window{fo, fo + att.window};
+  }
+  att.low = w.start;
+  att.expected = w.end;
+  return w;
+}
+
+uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
+  const uint64_t page = uffd::PageSize();
+  if (f.fill_map == nullptr || to <= from) return from;
+  std::vector<unsigned char> in((to - from) / page);
+  if (mincore(f.fill_map + from, to - from, in.data()) != 0) {
+    Log(LogLevel::kDebug, Errno("mincore(pager mapping)", errno));
+    return to;  // unknown: fill no pages below the fault
+  }
+  for (size_t i = in.size(); i > 0; i--) {
+    if (in[i - 1] & 1) return from + i * page;
+  }
+  return from;
 }
 
 void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count) {
@@ -905,12 +932,18 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       return;
     }
     if (!present) {
-      uint64_t end = std::min({fo + ReadaheadBytes(*att, fo), att->FileEnd(), f.mapped_size});
+      Window w = ReadaheadWindow(*att, fo);
+      uint64_t end = std::min({w.end, att->FileEnd(), f.mapped_size});
+      uint64_t start = std::max(w.start, att->offset);
       // Stop the window where pages are already present, or where another claim begins.
-      off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
-      if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
+      if (end > fo + page) {
+        off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
+        if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
+      }
+      if (start < fo) start = LastPresentBelow(f, start, fo);
       for (auto& c : f.claims) {
         if (c->start > fo && c->start < end) end = c->start;
+        if (c->end <= fo && c->end > start) start = c->end;
       }
       // This thread fills the fault's page and the next kJob bytes; the rest of a (sequential,
       // large) window goes to the job queue in kJob pieces, so an idle thread fills them meanwhile.
@@ -918,6 +951,13 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       f.claims.push_back(mine);
       for (uint64_t s = mine->end; s < end; s += kJob) {
         auto c = std::make_shared<Claim>(s, std::min(end, s + kJob));
+        f.claims.push_back(c);
+        queued.push_back(FillJob{att, c});
+      }
+      // A window behind the fault (a reader walking backwards): jobs nearest the fault first, and
+      // smaller, because a job wakes its pages front to back and the reader needs its top first.
+      for (uint64_t e = fo; e > start; e -= std::min(e - start, kJobChunk)) {
+        auto c = std::make_shared<Claim>(e - std::min(e - start, kJobChunk), e);
         f.claims.push_back(c);
         queued.push_back(FillJob{att, c});
       }

@@ -140,7 +140,15 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void RunJob(Filler& filler);
   // Ends a claim: wakes the faults that waited on it, serving anew those whose page is still missing.
   void ReleaseClaim(PagedFile& file, const std::shared_ptr<Claim>& claim, Filler& filler);
-  uint64_t ReadaheadBytes(Attachment& att, uint64_t file_offset);
+  // The range [start, end) of the file to fill for a fault at file_offset (start <= file_offset <
+  // end): the seed's fixed 128 KiB ahead, or adaptive: one page for a fault that is not part of a
+  // stream, growing to kMaxWindow ahead of (or behind) a reader that walks forward (or backward).
+  struct Window {
+    uint64_t start, end;
+  };
+  Window ReadaheadWindow(Attachment& att, uint64_t file_offset);
+  // The end of the last page in [from, to) already in f's page cache, or from if none is.
+  uint64_t LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
   // True when the file was forgotten (no handle or mapping holds it any more).
   bool MaybeForgetLocked(const std::shared_ptr<PagedFile>& file, std::vector<std::pair<uint32_t, std::string>>* forgotten);

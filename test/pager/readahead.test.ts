@@ -88,3 +88,62 @@ for (const readahead of ['adaptive', 'fixed'] as const) {
     }
   });
 }
+
+// A reader that walks a mapping backwards must get windows too: glibc's memcpy of a few MiB
+// on x86-64 touches the first page, then the last, then walks down to the first (measured).
+// Before windows could grow backwards, such a reader cost one fault (one round trip) per page.
+for (const threads of [1, 2]) {
+  test(`adaptive, ${threads} thread(s): backward readers get windows behind them; far-apart faults still get one page`, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pager-back-'));
+    const file = path.join(dir, 'image');
+    const size = 16 * MiB;
+    const blocks = size / PAGE;
+    const data = pattern(size, 11 + threads);
+    fs.writeFileSync(file, data);
+    const backing = fs.openSync(file, 'r');
+    const pager = NativePager.create(backing, PAGE, { readahead: 'adaptive', threads, dropCache: false });
+    try {
+      const check = (m: { read(off: number, n: number): Buffer }, page: number) => {
+        const got = m.read(page * PAGE, PAGE);
+        if (!got.equals(data.subarray(page * PAGE, (page + 1) * PAGE))) throw new Error(`wrong bytes in page ${page}`);
+      };
+      // Last page to first, one page at a time.
+      let f = openFile(pager, 'back', 1, size, [ext(0, blocks, 0)]);
+      let before = pager.stats();
+      for (let page = blocks - 1; page >= 0; page--) check(f.mapping, page);
+      let after = pager.stats();
+      expect(after.bytesSupplied - before.bytesSupplied).toBe(BigInt(size)); // every page once
+      expect(after.faults - before.faults).toBeLessThan(blocks / 32);
+      f.close();
+
+      // memcpy's order, 4 MiB at a time: the chunk's first page, then its last page down to its second.
+      const chunk = (4 * MiB) / PAGE;
+      f = openFile(pager, 'memcpy', 2, size, [ext(0, blocks, 0)]);
+      before = pager.stats();
+      for (let c = 0; c < blocks; c += chunk) {
+        check(f.mapping, c);
+        for (let page = c + chunk - 1; page > c; page--) check(f.mapping, page);
+      }
+      after = pager.stats();
+      expect(after.bytesSupplied - before.bytesSupplied).toBe(BigInt(size));
+      expect(after.faults - before.faults).toBeLessThan(blocks / 32);
+      f.close();
+
+      // Descending but 1 MiB apart: not a stream, so each fault fills its own page only.
+      f = openFile(pager, 'far', 3, size, [ext(0, blocks, 0)]);
+      before = pager.stats();
+      const far = [];
+      for (let page = blocks - 1 - 7; page > 0; page -= MiB / PAGE) far.push(page);
+      for (const page of far) check(f.mapping, page);
+      after = pager.stats();
+      expect(after.faults - before.faults).toBe(far.length);
+      expect(after.bytesSupplied - before.bytesSupplied).toBe(BigInt(far.length * PAGE));
+      f.close();
+      expect(pager.stats().failures).toBe(0);
+    } finally {
+      pager.stop();
+      fs.closeSync(backing);
+      fs.rmSync(dir, { recursive: true });
+    }
+  });
+}
