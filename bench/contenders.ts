@@ -9,6 +9,8 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { FileMapping, PagedFile, PagerClientConnection, RemotePager } from '../src/client';
 import { Ext4Image } from '../src/ext4';
+import { Channel } from '../src/transport/channel';
+import { Handle } from '../src/transport/handle';
 
 export const PAGE = 4096;
 export const SEQ_CHUNK = 4 << 20; // every contender copies the file out 4 MiB at a time
@@ -141,6 +143,10 @@ export interface SeqResult {
   check: string;
   /** Pages of the file already resident before the read (mincore; seq mode only). */
   alreadyResident?: number;
+  /** The reader's own CPU and minor page faults during the timed read (seq modes only). */
+  userMs?: number;
+  sysMs?: number;
+  minorFaults?: number;
 }
 export interface RandResult {
   samples: number;
@@ -175,6 +181,65 @@ export class MmapReader {
 
   fill(file: string, offset: number, len: number, chunk = SEQ_CHUNK): SeqResult {
     return this.run(['fill', file, String(offset), String(len), String(chunk)]);
+  }
+
+  /** seq, on a file of this project's pager: the reader maps it with its own uffd (see mmap_read.c). */
+  seqPager(session: PagerClientSession, file: PagedFile, chunk = SEQ_CHUNK): Promise<SeqResult> {
+    return this.runOnPager(session, file, ['seq-pager', String(file.size), String(chunk)]);
+  }
+
+  /** rand, on a file of this project's pager. */
+  randPager(session: PagerClientSession, file: PagedFile, samples: number, spacing: number, seed: number): Promise<RandResult> {
+    return this.runOnPager(session, file, ['rand-pager', String(file.size), String(samples), String(spacing), String(seed)]);
+  }
+
+  // The reader gets the file's handle as fd 3 and one end of a socket pair as fd 4. It sends its
+  // mapping's address and length with its uffd; this process hands them to the pager with
+  // Mapper.AttachMapping (as PagedFile.map() does for its own mappings) and answers one byte.
+  private async runOnPager<T>(session: PagerClientSession, file: PagedFile, args: string[]): Promise<T> {
+    const [mine, theirs] = Channel.pairHandles();
+    const channel = Channel.fromHandle(mine, { name: 'bench-reader' });
+    let child: ChildProcess;
+    try {
+      child = spawn(this.exe, args, { stdio: ['ignore', 'pipe', 'inherit', file.handle.fd, theirs.fd] });
+    } finally {
+      theirs.close();
+    }
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => (out += d));
+    const exited = new Promise<string | null>((resolve) => {
+      child.on('error', (e) => resolve(e.message));
+      child.on('close', (code, signal) => resolve(code === 0 ? null : `exited with ${signal ?? code}`));
+    });
+    try {
+      const [bytes, handles] = await new Promise<[Uint8Array, Handle[]]>((resolve, reject) => {
+        channel.once('message', (b: Uint8Array, h: Handle[]) => resolve([b, h]));
+        channel.once('close', () => reject(new Error(`mmap_read ${args[0]} closed its socket before handing over its uffd`)));
+        channel.start();
+      });
+      if (bytes.length !== 16 || handles.length !== 1) {
+        for (const h of handles) h.close();
+        throw new Error(`mmap_read ${args[0]} sent ${bytes.length} bytes and ${handles.length} handles, expected 16 and 1`);
+      }
+      const where = Buffer.from(bytes.buffer, bytes.byteOffset, 16);
+      const { client } = session.connection.mapperConnection();
+      const result = await client.attachMapping({
+        vmo: file.handle.duplicate(),
+        uffd: handles[0],
+        address: where.readBigUInt64LE(0),
+        length: where.readBigUInt64LE(8),
+        offset: 0n,
+      });
+      if (!result.ok) throw new Error(`AttachMapping for mmap_read failed with zx status ${result.error}`);
+      channel.send(new Uint8Array([1]), []);
+      const failure = await exited;
+      if (failure !== null) throw new Error(`mmap_read ${args[0]} ${failure}`);
+      return JSON.parse(out) as T;
+    } finally {
+      channel.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   }
 }
 
@@ -398,6 +463,10 @@ export class PagerClientSession {
     const connection = PagerClientConnection.connect(svcDir);
     const pager = connection.createPager(fs.openSync(image, 'r'), PAGE);
     return new PagerClientSession(connection, pager);
+  }
+
+  registerBig(img: BenchImage): Promise<PagedFile> {
+    return this.pager.registerFile({ name: img.bigPath, inode: img.big.ino, size: img.big.size, extents: img.big.extents });
   }
 
   async mapBig(img: BenchImage): Promise<{ file: PagedFile; mapping: FileMapping }> {

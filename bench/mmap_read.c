@@ -12,6 +12,16 @@
 //   mmap_read fill FILE OFFSET LEN CHUNK  pwrite LEN bytes of FILE (from OFFSET, mapped with
 //                                       MAP_POPULATE so the source is in memory) into a fresh
 //                                       memfd, CHUNK bytes per call: the kernel's fill rate
+//   mmap_read seq-pager SIZE CHUNK      as seq and rand, on a file of this project's pager: fd 3 is
+//   mmap_read rand-pager SIZE N SPACING SEED   the file's handle (its VMO, SIZE bytes), fd 4 a
+//                                       socket to the benchmark. The reader maps fd 3 MAP_PRIVATE
+//                                       read-only and registers it with its own userfaultfd, as the
+//                                       client library does; sends the benchmark the mapping's
+//                                       address and length (two little-endian u64) with the uffd
+//                                       (SCM_RIGHTS), and waits for one byte back: the benchmark
+//                                       has handed it to the pager (Mapper.AttachMapping). So the
+//                                       pager is read by the same code, timed the same way, as
+//                                       every other contender.
 //
 // Every mode prints `check`: the XOR of the first 8 bytes of every page it touched, so the
 // caller can compare the bytes each contender returned with the source file's.
@@ -22,8 +32,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,9 +73,20 @@ static void* map_file(const char* path, size_t* size, int flags) {
   return p;
 }
 
-static int seq(const char* path, size_t chunk) {
-  size_t size;
-  const unsigned char* p = map_file(path, &size, 0);
+// The reader's own CPU time and page faults, for the time split of a first read.
+struct usage {
+  double user_ms, sys_ms;
+  long minflt;
+};
+static struct usage usage_now(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  struct usage u = {ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3,
+                    ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3, ru.ru_minflt};
+  return u;
+}
+
+static int seq_mapped(const unsigned char* p, size_t size, size_t chunk) {
   unsigned char* buf = malloc(chunk);
   if (buf == NULL) die("malloc");
   memset(buf, 0, chunk);  // fault the destination in before timing
@@ -72,6 +98,7 @@ static int seq(const char* path, size_t chunk) {
   for (size_t i = 0; i < pages; i++) resident += vec[i] & 1;
   free(vec);
   uint64_t check = 0;
+  struct usage u0 = usage_now();
   double t0 = now();
   for (size_t off = 0; off < size; off += chunk) {
     size_t n = size - off < chunk ? size - off : chunk;
@@ -79,9 +106,18 @@ static int seq(const char* path, size_t chunk) {
     for (size_t i = 0; i + 8 <= n; i += PAGE) check ^= word(buf + i);
   }
   double secs = now() - t0;
-  printf("{\"mode\":\"seq\",\"bytes\":%zu,\"seconds\":%.6f,\"alreadyResident\":%zu,\"check\":\"%016llx\"}\n", size,
-         secs, resident, (unsigned long long)check);
+  struct usage u1 = usage_now();
+  printf("{\"mode\":\"seq\",\"bytes\":%zu,\"seconds\":%.6f,\"alreadyResident\":%zu,\"check\":\"%016llx\","
+         "\"userMs\":%.1f,\"sysMs\":%.1f,\"minorFaults\":%ld}\n",
+         size, secs, resident, (unsigned long long)check, u1.user_ms - u0.user_ms, u1.sys_ms - u0.sys_ms,
+         u1.minflt - u0.minflt);
   return 0;
+}
+
+static int seq(const char* path, size_t chunk) {
+  size_t size;
+  const unsigned char* p = map_file(path, &size, 0);
+  return seq_mapped(p, size, chunk);
 }
 
 static uint64_t rng_state;
@@ -92,10 +128,7 @@ static uint64_t rng(void) {  // xorshift64*: reproducible from the seed
   return rng_state * 2685821657736338717ULL;
 }
 
-static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
-  size_t size;
-  unsigned char* p = map_file(path, &size, 0);
-  if (madvise(p, size, MADV_RANDOM) < 0) die("madvise(MADV_RANDOM)");
+static int rnd_mapped(const unsigned char* p, size_t size, size_t n, size_t spacing, uint64_t seed) {
   size_t slots = size / spacing;
   if (n > slots) n = slots;
   // n distinct slots: a partial Fisher-Yates shuffle of the slot numbers.
@@ -115,8 +148,8 @@ static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
   size_t resident = 0;
   uint64_t check = 0;
   for (size_t i = 0; i < n; i++) {
-    unsigned char* page = p + (size_t)order[i] * spacing;
-    if (mincore(page, PAGE, &vec) == 0 && (vec & 1)) resident++;
+    const unsigned char* page = p + (size_t)order[i] * spacing;
+    if (mincore((void*)page, PAGE, &vec) == 0 && (vec & 1)) resident++;
     double t0 = now();
     memcpy(buf, page, PAGE);
     lat[i] = (now() - t0) * 1e6;
@@ -129,6 +162,64 @@ static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
   for (size_t i = 0; i < n; i++) printf("%s%zu", i ? "," : "", (size_t)order[i] * spacing);
   printf("]}\n");
   return 0;
+}
+
+static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
+  size_t size;
+  unsigned char* p = map_file(path, &size, 0);
+  if (madvise(p, size, MADV_RANDOM) < 0) die("madvise(MADV_RANDOM)");
+  return rnd_mapped(p, size, n, spacing, seed);
+}
+
+// Maps the pager's file (fd 3, `size` bytes) as the client library does: MAP_PRIVATE, read-only,
+// registered for missing faults with a new userfaultfd that the pager will serve; hands the uffd
+// to the benchmark over fd 4 and waits until the pager has it. (No SIGBUS guard: a page the pager
+// cannot supply kills this reader, and the benchmark reports that.)
+static const unsigned char* map_pager_file(size_t size) {
+  const int file_fd = 3, sock_fd = 4;
+  size_t len = (size + PAGE - 1) / PAGE * PAGE;
+  void* p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, file_fd, 0);
+  if (p == MAP_FAILED) die("mmap(pager file)");
+  close(file_fd);
+  int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  if (uffd < 0) die("userfaultfd");
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+  // POISON: how the pager fails a page it cannot read (the client library asks for it too).
+  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_POISON};
+  if (ioctl(uffd, UFFDIO_API, &api) < 0) die("UFFDIO_API");
+  struct uffdio_register reg = {.range = {.start = (uint64_t)(uintptr_t)p, .len = len},
+                                .mode = UFFDIO_REGISTER_MODE_MISSING};
+  if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) die("UFFDIO_REGISTER");
+  uint64_t where[2] = {(uint64_t)(uintptr_t)p, len};
+  struct iovec iov = {.iov_base = where, .iov_len = sizeof where};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf};
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &uffd, sizeof uffd);
+  if (sendmsg(sock_fd, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof where) die("sendmsg(uffd)");
+  close(uffd);  // the registration lives on in the pager's copy of the uffd
+  // The socket may come non-blocking (the benchmark's channels are); wait for the answer.
+  int fl = fcntl(sock_fd, F_GETFL);
+  if (fl < 0 || fcntl(sock_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) die("fcntl(socket)");
+  char ack;
+  ssize_t r;
+  do r = recv(sock_fd, &ack, 1, 0);
+  while (r < 0 && errno == EINTR);
+  if (r != 1) {
+    if (r == 0) errno = EPIPE;
+    die("waiting for the pager to take the uffd");
+  }
+  return p;
 }
 
 static int fill(const char* path, size_t offset, size_t len, size_t chunk) {
@@ -175,7 +266,17 @@ int main(int argc, char** argv) {
     return rnd(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
   if (argc >= 6 && strcmp(argv[1], "fill") == 0)
     return fill(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
+  if (argc >= 4 && strcmp(argv[1], "seq-pager") == 0) {
+    size_t size = strtoull(argv[2], NULL, 0);
+    return seq_mapped(map_pager_file(size), size, strtoull(argv[3], NULL, 0));
+  }
+  if (argc >= 6 && strcmp(argv[1], "rand-pager") == 0) {
+    size_t size = strtoull(argv[2], NULL, 0);
+    return rnd_mapped(map_pager_file(size), size, strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
+                      strtoull(argv[5], NULL, 0));
+  }
   fprintf(stderr,
-          "usage: mmap_read seq FILE CHUNK | rand FILE N SPACING SEED | fill FILE OFFSET LEN CHUNK\n");
+          "usage: mmap_read seq FILE CHUNK | rand FILE N SPACING SEED | fill FILE OFFSET LEN CHUNK\n"
+          "       | seq-pager SIZE CHUNK | rand-pager SIZE N SPACING SEED (fd 3: the file, fd 4: socket)\n");
   return 2;
 }

@@ -28,6 +28,7 @@ import {
   RandResult,
   SEQ_CHUNK,
   ServerProcess,
+  ServerStats,
   cleanupAll,
   fuse2fsUnavailable,
   makeImage,
@@ -190,10 +191,16 @@ function sameAsSource(srcFd: number, off: number, buf: Buffer): boolean {
   return want.equals(buf);
 }
 
+/** How a pager contender is read: by the same C reader as every other contender (its own mapping
+ *  and uffd, handed to the pager), or in this process through the client library's FileMapping. */
+type PagerReader = { kind: 'c'; reader: MmapReader } | { kind: 'js' };
+
 async function pagerFirstRead(
   server: ServerProcess,
   img: BenchImage,
   srcFd: number,
+  via: PagerReader,
+  expectedCheck: string,
 ): Promise<{
   gbps: number;
   faults: number;
@@ -209,18 +216,43 @@ async function pagerFirstRead(
   const session = PagerClientSession.open(server.svcDir, img.image);
   let file: PagedFile | null = null;
   try {
-    const mapped = await session.mapBig(img);
-    file = mapped.file;
-    const mapping = mapped.mapping;
     const size = Number(img.big.size);
-    const stats0 = await server.stats();
     const rss0 = selfRss();
-    const serverCpu0 = server.cpuMs();
-    const usage0 = process.resourceUsage();
-    const t0 = process.hrtime.bigint();
-    for (let off = 0; off < size; off += SEQ_CHUNK) mapping.read(off, Math.min(SEQ_CHUNK, size - off));
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const usage1 = process.resourceUsage();
+    let secs: number;
+    let client: { minorFaults: number; userMs: number; sysMs: number };
+    let stats0: ServerStats, serverCpu0: number;
+    if (via.kind === 'c') {
+      file = await session.registerBig(img);
+      stats0 = await server.stats();
+      serverCpu0 = server.cpuMs();
+      const r = await via.reader.seqPager(session, file);
+      if (r.check !== expectedCheck) throw new Error('the pager returned other bytes than the source file (C reader)');
+      secs = r.seconds;
+      client = { minorFaults: r.minorFaults ?? NaN, userMs: r.userMs ?? NaN, sysMs: r.sysMs ?? NaN };
+    } else {
+      const mapped = await session.mapBig(img);
+      file = mapped.file;
+      const mapping = mapped.mapping;
+      stats0 = await server.stats();
+      serverCpu0 = server.cpuMs();
+      const usage0 = process.resourceUsage();
+      const t0 = process.hrtime.bigint();
+      for (let off = 0; off < size; off += SEQ_CHUNK) mapping.read(off, Math.min(SEQ_CHUNK, size - off));
+      secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const usage1 = process.resourceUsage();
+      client = {
+        minorFaults: usage1.minorPageFault - usage0.minorPageFault,
+        userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1000,
+        sysMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1000,
+      };
+      // Outside the timing: every byte, read again through the mapping, against the source.
+      for (let off = 0; off < size; off += SEQ_CHUNK) {
+        if (!sameAsSource(srcFd, off, mapping.read(off, Math.min(SEQ_CHUNK, size - off)))) {
+          throw new Error(`the pager returned other bytes than the source file in [${off}, +${SEQ_CHUNK})`);
+        }
+      }
+      mapping.close();
+    }
     const serverCpuMs = server.cpuMs() - serverCpu0;
     const stats1 = await server.stats();
     const faults = stats1.faults - stats0.faults;
@@ -229,13 +261,6 @@ async function pagerFirstRead(
     const notFreshPages = Math.max(0, Math.ceil(size / PAGE) - Math.floor(supplied / PAGE));
     const rss1 = selfRss();
     const shmemDeltaMiB = (shmemKiB() - shmem0) / 1024;
-    // Outside the timing: every byte, read again through the mapping, against the source.
-    for (let off = 0; off < size; off += SEQ_CHUNK) {
-      if (!sameAsSource(srcFd, off, mapping.read(off, Math.min(SEQ_CHUNK, size - off)))) {
-        throw new Error(`the pager returned other bytes than the source file in [${off}, +${SEQ_CHUNK})`);
-      }
-    }
-    mapping.close();
     file.close();
     file = null;
     session.close();
@@ -244,11 +269,11 @@ async function pagerFirstRead(
       gbps: size / secs / 1e9,
       faults,
       notFreshPages,
-      // Where the time went: the client's page faults (uffd faults and the minor faults that map
+      // Where the time went: the reader's page faults (uffd faults and the minor faults that map
       // each page once it is in) and CPU, and the server's CPU.
-      clientMinorFaults: usage1.minorPageFault - usage0.minorPageFault,
-      clientUserMs: Math.round((usage1.userCPUTime - usage0.userCPUTime) / 1000),
-      clientSysMs: Math.round((usage1.systemCPUTime - usage0.systemCPUTime) / 1000),
+      clientMinorFaults: client.minorFaults,
+      clientUserMs: Math.round(client.userMs),
+      clientSysMs: Math.round(client.sysMs),
       serverCpuMs: Math.round(serverCpuMs),
       wallMs: Math.round(secs * 1000),
       shmemDeltaMiB: r1(shmemDeltaMiB),
@@ -268,11 +293,30 @@ async function pagerRandom(
   img: BenchImage,
   srcFd: number,
   expected: RandResult,
-): Promise<{ rep: RandomRep; overheadUs: number; returnMs: number; residueMiB: number }> {
+  via: PagerReader,
+  seed: number,
+): Promise<{ rep: RandomRep; overheadUs: number | null; returnMs: number; residueMiB: number }> {
   await server.waitForgotten();
   const shmem0 = shmemKiB();
   const session = PagerClientSession.open(server.svcDir, img.image);
   try {
+    if (via.kind === 'c') {
+      const file = await session.registerBig(img);
+      try {
+        const faults0 = (await server.stats()).faults;
+        const r = await via.reader.randPager(session, file, expected.samples, RANDOM_SPACING, seed);
+        checkRandom('this project (C reader)', r, expected);
+        const faults = (await server.stats()).faults - faults0;
+        file.close();
+        session.close();
+        const back = await waitShmemBack(shmem0, 20000);
+        // A sample whose page was already in (mincore) or that no fault served was not a first touch.
+        const notFresh = Math.max(r.alreadyResident, expected.offsets.length - faults);
+        return { rep: randomRep(r.latencyUs, notFresh), overheadUs: null, returnMs: back.ms, residueMiB: r1(back.residueKiB / 1024) };
+      } finally {
+        file.close();
+      }
+    }
     const { file, mapping } = await session.mapBig(img);
     try {
       const faults0 = (await server.stats()).faults;
@@ -462,6 +506,7 @@ async function runAll(opts: Options, work: string): Promise<Results> {
   const contender = (key: string, name: string) => (C[key] = { name, firstReadGBps: [], firstReadNotFresh: [], random: [] });
   contender('pager-adaptive', 'this project, read-ahead adaptive (default)');
   contender('pager-fixed', 'this project, read-ahead fixed 128 KiB (the seed)');
+  contender('pager-adaptive-js', 'this project, adaptive, read in Node (FileMapping.read)');
   contender('kernel-loop', 'kernel ext4 over loop (direct-io)');
   contender('fuse2fs', 'fuse2fs');
   contender('memfd-ceiling', 'memfd fill ceiling (pwrite)');
@@ -541,15 +586,21 @@ async function runAll(opts: Options, work: string): Promise<Results> {
       }
 
       // (a) this project: a newly registered file (the server forgot the last one: its memfd is
-      // gone) mapped through the client; the image's pages are warm as for the others.
-      for (const mode of MODES) {
-        const seq = await pagerFirstRead(servers[mode], img, srcFd);
-        keep(`pager-${mode}`, seq.gbps, seq.notFreshPages);
-        const rnd = await pagerRandom(servers[mode], img, srcFd, expectedRand);
-        keepRandom(`pager-${mode}`, rnd.rep);
+      // gone), read by the same C reader as the others through its own mapping and uffd; the
+      // image's pages are warm as for the others. Then the adaptive mode once more, read in this
+      // process through the client library (FileMapping.read), what a Node user gets.
+      const readers: [string, Mode, PagerReader][] = [
+        ...MODES.map((mode): [string, Mode, PagerReader] => [`pager-${mode}`, mode, { kind: 'c', reader }]),
+        ['pager-adaptive-js', 'adaptive', { kind: 'js' }],
+      ];
+      for (const [key, mode, via] of readers) {
+        const seq = await pagerFirstRead(servers[mode], img, srcFd, via, expectedSeq.check);
+        keep(key, seq.gbps, seq.notFreshPages);
+        const rnd = await pagerRandom(servers[mode], img, srcFd, expectedRand, via, seed);
+        keepRandom(key, rnd.rep);
         if (warmup) continue;
-        memReturn.push({ mode, rep, ...seq, gbps: r2(seq.gbps), randomReturnMs: rnd.returnMs, randomResidueMiB: rnd.residueMiB });
-        overheads.push(rnd.overheadUs);
+        memReturn.push({ key, mode, rep, ...seq, gbps: r2(seq.gbps), randomReturnMs: rnd.returnMs, randomResidueMiB: rnd.residueMiB });
+        if (rnd.overheadUs !== null) overheads.push(rnd.overheadUs);
       }
     }
     loadavg.push(os.loadavg()[0]);
@@ -583,7 +634,8 @@ async function runAll(opts: Options, work: string): Promise<Results> {
   await Promise.all(Object.values(servers).map((s) => s.stopped()));
 
   results.jsReadOverheadUs = r2(median(overheads));
-  const mr = memReturn.filter((m) => m.mode === 'adaptive');
+  const mr = memReturn.filter((m) => m.key === 'pager-adaptive');
+  const pagerKeys = ['pager-fixed', 'pager-adaptive', 'pager-adaptive-js'];
   results.memoryReturn = {
     measured:
       'Shmem in /proc/meminfo (memfd pages are shmem): before registering the file, after reading it all through the mapping, and after the mapping and the last handle are closed (waiting until it is back within 4 MiB, at most 20 s)',
@@ -594,13 +646,13 @@ async function runAll(opts: Options, work: string): Promise<Results> {
     clientAnonGrowthMiB: median(mr.map((m) => m.clientAnonDeltaMiB as number)),
     clientRssShmemMiB: median(mr.map((m) => m.clientShmemMiB as number)),
     timeSplit: Object.fromEntries(
-      MODES.map((mode) => {
-        const reps = memReturn.filter((m) => m.mode === mode);
+      pagerKeys.map((key) => {
+        const reps = memReturn.filter((m) => m.key === key);
         const med = (k: string) => median(reps.map((m) => m[k] as number));
-        return [mode, { wallMs: med('wallMs'), clientUserMs: med('clientUserMs'), clientSysMs: med('clientSysMs'), serverCpuMs: med('serverCpuMs'), clientMinorFaults: med('clientMinorFaults') }];
+        return [key, { wallMs: med('wallMs'), clientUserMs: med('clientUserMs'), clientSysMs: med('clientSysMs'), serverCpuMs: med('serverCpuMs'), clientMinorFaults: med('clientMinorFaults') }];
       }),
     ),
-    faultsPerFirstRead: Object.fromEntries(MODES.map((mode) => [mode, median(memReturn.filter((m) => m.mode === mode).map((m) => m.faults as number))])),
+    faultsPerFirstRead: Object.fromEntries(pagerKeys.map((key) => [key, median(memReturn.filter((m) => m.key === key).map((m) => m.faults as number))])),
     perRep: memReturn,
   };
 
@@ -758,8 +810,10 @@ function markdown(res: Results): string {
   out.push('');
   out.push('## What "first read" means for each contender');
   out.push('');
-  out.push('Every contender reads the whole file through a mapping, copying it out 4 MiB at a time (this project: `FileMapping.read()` in the');
-  out.push('client process, served by the server process over its socket; the others: `bench/mmap_read.c`, `mmap` + `memcpy`). Only the');
+  out.push('Every contender reads the whole file through a mapping with the same C reader, `bench/mmap_read.c` (`mmap` + `memcpy`, 4 MiB at a');
+  out.push('time). For this project the reader maps the file\'s handle (its memfd) `MAP_PRIVATE` read-only with its own userfaultfd, as the client');
+  out.push('library does, and hands the uffd to the server process (`Mapper.AttachMapping`, through the benchmark); the server process serves its');
+  out.push('faults. One more row reads the same way from Node through the client library (`FileMapping.read()`), what a Node user gets. Only the');
   out.push("read is timed (not mounting, registering or mapping). Before each timed read the contender's cache of the file is empty and");
   out.push("the image's is full:");
   out.push('');
@@ -783,17 +837,21 @@ function markdown(res: Results): string {
   if (res.fuse2fsSkipped) out.push(`\nfuse2fs was **skipped**: ${res.fuse2fsSkipped}`);
   out.push('');
   const fpr = mem.faultsPerFirstRead as Record<string, number>;
+  const perFault = (k: string) => `${((res.image.fileBytes / fpr[k]) / 1024).toFixed(0)} KiB`;
   out.push(
-    `Faults the server served per first read: fixed ${fpr.fixed}, adaptive ${fpr.adaptive} (for ${res.image.fileBytes >> 20} MiB: ${((res.image.fileBytes / fpr.fixed) / 1024).toFixed(0)} KiB and ${((res.image.fileBytes / fpr.adaptive) / 1024).toFixed(0)} KiB per fault on average).`,
+    `Faults the server served per first read of ${res.image.fileBytes >> 20} MiB: fixed ${fpr['pager-fixed']} (${perFault('pager-fixed')} per fault on average), adaptive ${fpr['pager-adaptive']} (${perFault('pager-adaptive')}), adaptive read from Node ${fpr['pager-adaptive-js']} (${perFault('pager-adaptive-js')}).`,
   );
+  out.push('');
+  out.push('glibc\'s `memcpy` of 4 MiB on this machine touches the first page of the source, then walks from its last page down to the second');
+  out.push('(measured); the adaptive read-ahead grows its windows for readers going either way (before it did, this reader cost a fault per page).');
   out.push('');
   const split = mem.timeSplit as Record<string, Record<string, number>>;
   out.push('Where a first read\'s time goes (medians; client = the reading process, server = the pager process):');
   out.push('');
   out.push(
     table(
-      ['read-ahead', 'wall ms', 'client user ms', 'client sys ms', 'server CPU ms', 'client minor faults'],
-      MODES.map((mode) => [mode, split[mode].wallMs, split[mode].clientUserMs, split[mode].clientSysMs, split[mode].serverCpuMs, split[mode].clientMinorFaults]),
+      ['contender', 'wall ms', 'client user ms', 'client sys ms', 'server CPU ms', 'client minor faults'],
+      Object.keys(split).map((k) => [C[k].name, split[k].wallMs, split[k].clientUserMs, split[k].clientSysMs, split[k].serverCpuMs, split[k].clientMinorFaults]),
     ),
   );
   out.push('');
@@ -817,8 +875,8 @@ function markdown(res: Results): string {
   out.push(`${res.options.randomSamples} distinct pages per repetition at random offsets ${RANDOM_SPACING / 1024} KiB apart (further than any read-ahead window a random fault gets), the`);
   out.push('same offsets for every contender, each a first touch of its page, on a fresh file or mount. The C reader sets `MADV_RANDOM` (the kernel');
   out.push('and fuse2fs then read no more than the page); this project cannot turn read-ahead off: a random fault fills one page (adaptive) or');
-  out.push(`128 KiB (fixed). The pager\'s latencies are timed in JavaScript around \`FileMapping.read(off, 4096)\`; the same call on a page already in`);
-  out.push(`takes ${res.jsReadOverheadUs} us (p50), included in its figures.`);
+  out.push('128 KiB (fixed). Every latency is timed by the C reader around its `memcpy` of the page, except the row read from Node, timed in');
+  out.push(`JavaScript around \`FileMapping.read(off, 4096)\` (the same call on a page already in takes ${res.jsReadOverheadUs} us (p50), included in its figures).`);
   out.push('');
   out.push(
     table(
