@@ -29,8 +29,8 @@ namespace {
 
 constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
 constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
-constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not sequential
-constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a sequential reader gets
+constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not part of a stream
+constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a streaming reader gets
 constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first: the faulter's page
 constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
 // A sequential window beyond the faulter's first kJob bytes is cut into kJob-sized read-ahead
