@@ -276,6 +276,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
                         InstanceMethod("watchPager", &MappingObject::WatchPager),
                         InstanceMethod("read", &MappingObject::Read),
                         InstanceMethod("readAsync", &MappingObject::ReadAsync),
+                        InstanceMethod("readInto", &MappingObject::ReadInto),
                         InstanceMethod("close", &MappingObject::Close)});
   }
 
@@ -420,6 +421,32 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return env.Undefined();
     }
     return out;
+  }
+
+  // readInto(target: Uint8Array, offset): copies target.length bytes from offset into target, a
+  // buffer the caller keeps and reuses (no allocation, no fresh pages to fault in per call).
+  Napi::Value ReadInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t offset;
+    if (info.Length() < 2 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], &offset)) {
+      ThrowCode(env, "EINVAL", "readInto(target: Uint8Array, offset)");
+      return env.Undefined();
+    }
+    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
+    const size_t length = target.ElementLength();
+    if (offset > state_->length || length > state_->length - offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return env.Undefined();
+    }
+    uintptr_t fault = 0;
+    if (!GuardedCopy(target.Data(), state_->addr + offset, length, &fault)) {
+      auto f = ReadFailure(*state_, fault);
+      ThrowCode(env, f.first, f.second);
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, static_cast<double>(length));
   }
 
   Napi::Value ReadAsync(const Napi::CallbackInfo& info) {

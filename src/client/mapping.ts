@@ -47,6 +47,7 @@ export class FileMapping {
       userModeOnly: false,
       read: () => Buffer.alloc(0),
       readAsync: () => Promise.resolve(Buffer.alloc(0)),
+      readInto: () => 0,
       uffdForPager: () => {
         throw new Error('an empty file has no mapping to hand to the pager');
       },
@@ -73,7 +74,14 @@ export class FileMapping {
     return this.live().read(offset, length);
   }
 
-  /** The same on a libuv worker thread, leaving the JS thread free while pages come in. */
+  /** Copies target.length bytes from offset into target (a buffer the caller reuses: no
+   *  allocation per call, which for large reads is most of read()'s cost). Returns target.length. */
+  readInto(target: Uint8Array, offset: bigint | number): number {
+    this.check(offset, target.length);
+    return this.live().readInto(target, offset);
+  }
+
+  /** The same as read() on a libuv worker thread, leaving the JS thread free while pages come in. */
   readAsync(offset: bigint | number, length: number): Promise<Buffer> {
     try {
       this.check(offset, length);

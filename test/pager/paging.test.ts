@@ -156,6 +156,14 @@ describe('I/O errors', () => {
       }
       // A failed page stays failed (never zeros); good data still reads.
       expect(() => f.mapping.read(5 * 4096 + 10, 10)).toThrow(expect.objectContaining({ code: 'EIO' }));
+      // readInto: the same bytes into a buffer the caller keeps, the same EIO, the same range check.
+      const into = Buffer.alloc(4096, 0xaa);
+      expect(f.mapping.readInto(into, 9 * 4096)).toBe(4096);
+      expect(into.equals(data.subarray(5 * 4096, 6 * 4096))).toBe(true);
+      expect(() => f.mapping.readInto(into, 6 * 4096)).toThrow(expect.objectContaining({ code: 'EIO' }));
+      expect(() => f.mapping.readInto(into, 11 * 4096 + 1)).toThrow(expect.objectContaining({ code: 'ERANGE' }));
+      expect(f.mapping.readInto(into.subarray(0, 7), 12 * 4096 - 7)).toBe(7);
+      expect(into.subarray(0, 7).equals(data.subarray(8 * 4096 - 7, 8 * 4096))).toBe(true);
       expect(f.mapping.read(8 * 4096, 4096).equals(data.subarray(4 * 4096, 5 * 4096))).toBe(true);
       expect(pager.stats().failures).toBe(4);
       f.close();
