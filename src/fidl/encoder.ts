@@ -26,14 +26,15 @@ export interface EncodedMessage {
 }
 
 export class Encoder {
-  private buf: Uint8Array;
+  /** A Buffer (a zero-filled Uint8Array) so that strings are written into it without a view per string. */
+  private buf: Buffer;
   private dv: DataView;
   /** End of the data written so far: where the next out-of-line object goes. */
   private next: number;
   readonly handles: Handle[] = [];
 
   constructor(initialCapacity = 256) {
-    this.buf = new Uint8Array(initialCapacity);
+    this.buf = Buffer.alloc(initialCapacity);
     this.dv = new DataView(this.buf.buffer);
     this.next = 0;
   }
@@ -51,7 +52,7 @@ export class Encoder {
   private grow(needed: number): void {
     let capacity = this.buf.length * 2;
     while (capacity < needed) capacity *= 2;
-    const bigger = new Uint8Array(capacity);
+    const bigger = Buffer.alloc(capacity);
     bigger.set(this.buf.subarray(0, this.next));
     this.buf = bigger;
     this.dv = new DataView(bigger.buffer);
@@ -63,7 +64,8 @@ export class Encoder {
 
   /** The bytes written so far (a view, not a copy). */
   finish(): Uint8Array {
-    return this.buf.subarray(0, this.next);
+    // A plain Uint8Array, as callers have always had (a Buffer's slice() would not copy).
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.next);
   }
 
   encode(type: FidlType, value: unknown, offset: number, depth: number): void {
@@ -161,7 +163,7 @@ export class Encoder {
     if (length > max) throw new FidlEncodeError('string_too_long', `string of ${length} bytes exceeds bound ${max}`);
     this.writeVectorHeader(length, offset);
     const at = this.claim(length, depth + 1);
-    Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength).write(v, at, length, 'utf8');
+    this.buf.write(v, at, length, 'utf8');
   }
 
   private encodeVector(el: FidlType, max: number, nullable: boolean, v: unknown, offset: number, depth: number): void {

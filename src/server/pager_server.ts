@@ -68,12 +68,8 @@ export class PagerInstance {
       return fail(ZX.NO_RESOURCES, `this pager holds ${this.limits.filesPerPager} files already`);
     }
     try {
-      const { fd, created } = this.nativePager.registerFile(
-        name,
-        inodeNum,
-        size,
-        extents.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: e.physicalBlock })),
-      );
+      // The decoded PagerExtents are the pager's Extents already (same fields): no copy per call.
+      const { fd, created } = this.nativePager.registerFile(name, inodeNum, size, extents);
       this.registrations++;
       if (created) this.liveFiles++;
       if (logger.isDebugEnabled()) {
