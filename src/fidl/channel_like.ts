@@ -4,7 +4,10 @@
 import type { Handle } from '../transport/handle';
 
 export interface FidlChannel {
-  /** 'message' (bytes, handles) for each datagram; 'close' () once the channel is gone. */
+  /**
+   * 'message' (bytes, handles, batched?) for each datagram, `batched` true when more messages
+   * that arrived with it follow in the same macrotask; 'close' () once the channel is gone.
+   */
   on(event: 'message' | 'close', listener: (...args: any[]) => void): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** Begins delivering 'message' events (called after the listeners are attached). */
   start(): void;

@@ -32,7 +32,7 @@ export class ServerBinding {
     private readonly options: ServeOptions = {},
   ) {
     for (const m of protocol.methods) if (m.kind !== 'event') this.methods.set(m.ordinal, m);
-    channel.on('message', (bytes: Uint8Array, handles: Handle[]) => this.onMessage(bytes, handles));
+    channel.on('message', (bytes: Uint8Array, handles: Handle[], batched?: boolean) => this.onMessage(bytes, handles, batched === true));
     channel.on('close', () => this.finish(null));
     channel.start();
   }
@@ -73,9 +73,9 @@ export class ServerBinding {
     this.options.onClose?.({ status, error });
   }
 
-  private onMessage(bytes: Uint8Array, handles: Handle[]): void {
+  private onMessage(bytes: Uint8Array, handles: Handle[], batched: boolean): void {
     try {
-      this.dispatch(bytes, handles);
+      this.dispatch(bytes, handles, batched);
     } catch (e) {
       closeAll(handles);
       logger.error('FIDL server dispatch failed', { protocol: this.protocol.name, error: String(e) });
@@ -83,7 +83,7 @@ export class ServerBinding {
     }
   }
 
-  private dispatch(bytes: Uint8Array, handles: Handle[]): void {
+  private dispatch(bytes: Uint8Array, handles: Handle[], batched: boolean): void {
     if (this.isClosed) {
       closeAll(handles);
       return;
@@ -133,14 +133,16 @@ export class ServerBinding {
       return;
     }
     if (twoWay) {
-      if (isThenable(result)) {
+      if (batched || isThenable(result)) {
+        // Replies to a batch of requests go out together after it (in the microtasks that follow
+        // the batch's delivery): the client is woken once for them, not once per reply.
         Promise.resolve(result).then(
           (reply) => this.reply(method, header.txid, reply),
           (e) => this.handlerFailed(method, e),
         );
       } else {
-        // A handler that answers at once is answered at once: no promise and no microtask hop
-        // between the request and its reply (a round trip's latency is mostly such hops).
+        // A lone request that its handler answers at once is answered at once: no promise and no
+        // microtask hop between the request and its reply.
         this.reply(method, header.txid, result);
       }
     } else if (result instanceof Promise) {
