@@ -7,14 +7,15 @@
 //               "anon_inode:[eventfd]", "socket:[INODE]", a path, ...
 //   accessMode  O_RDONLY / O_WRONLY / O_RDWR (| O_PATH) from F_GETFL: the open mode, i.e. the fd's rights
 //   socketType  SO_TYPE for sockets (SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5), else -1
-// fdClass(fd): the same facts, packed into one number for the codec's per-handle check, which
-//   runs on every handle of every message: fstat + F_GETFL (+ SO_TYPE for a socket, BLKGETSIZE64
-//   for a block device, so that it fails where fdInfo fails), no readlink of /proc (the costliest
-//   part, ~3 us here, and not needed to tell whether an fd can be a VMO or a channel), no object.
+// fdClass(fd, withAccessMode): the same facts, packed into one number for the codec's per-handle
+//   check, which runs on every handle of every message: fstat (+ F_GETFL when withAccessMode, for
+//   a check of rights; + SO_TYPE for a socket; + BLKGETSIZE64 for a block device, so that it fails
+//   where fdInfo fails), no readlink of /proc (the costliest part, ~3 us here, and not needed to
+//   tell whether an fd can be a VMO or a channel), no object.
 //   Returns -errno on failure, else
 //     bits 0..3  file type: 1 regular, 2 block device, 3 char device, 4 dir, 5 FIFO, 6 socket, 0 other
 //     bits 4..7  SO_TYPE for a socket (0 if unknown or not a socket)
-//     bits 8..9  O_ACCMODE, bit 10 O_PATH
+//     bits 8..9  O_ACCMODE, bit 10 O_PATH (both 0 without withAccessMode)
 // dupFd(fd): a new fd for the same open file description, close-on-exec (F_DUPFD_CLOEXEC).
 #include "exports.h"
 #include "transport_common.h"
@@ -87,12 +88,17 @@ constexpr int kClassDir = 4;
 constexpr int kClassFifo = 5;
 constexpr int kClassSocket = 6;
 
-// fdClass's work, errno-returning: the packed facts (>= 0) or -errno.
-int ClassifyFd(int fd) {
+// fdClass's work, errno-returning: the packed facts (>= 0) or -errno. F_GETFL cannot fail on an
+// fd that fstat just accepted, so leaving it out when the open mode is not needed fails nothing
+// that fdInfo would not.
+int ClassifyFd(int fd, bool with_access_mode) {
   struct stat st;
   if (fstat(fd, &st) < 0) return -errno;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return -errno;
+  int flags = 0;
+  if (with_access_mode) {
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -errno;
+  }
   int type = 0;
   int socket_type = 0;
   switch (st.st_mode & S_IFMT) {
@@ -124,7 +130,8 @@ Napi::Value FdClass(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   if (fd < 0) return env.Undefined();
-  return Napi::Number::New(env, ClassifyFd(fd));
+  bool with_access_mode = info.Length() < 2 || info[1].ToBoolean().Value();
+  return Napi::Number::New(env, ClassifyFd(fd, with_access_mode));
 }
 
 Napi::Value DupFd(const Napi::CallbackInfo& info) {

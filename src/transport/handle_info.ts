@@ -143,15 +143,16 @@ function classFits(type: number, socketType: number, objType: number): boolean {
  *   ACCESS_DENIED (-30) when rights ask for READ (1<<2) or WRITE (1<<3) that the fd's open mode
  *   lacks. ZX_RIGHT_SAME_RIGHTS (1<<31) asks for nothing in particular.
  * It runs on every handle of every message, so it asks the kernel only what the answer needs
- * (native.fdClass: fstat and F_GETFL, no /proc lookup) and builds no HandleInfo.
+ * (native.fdClass: fstat, and F_GETFL when rights are asked; no /proc lookup) and builds no HandleInfo.
  */
 export function handleObjectCheck(h: Handle, objType: number, rights: number): number {
   if (!h.valid) return ZX.BAD_HANDLE;
-  const facts = native.fdClass(h.fd) as number;
+  const asked = rights >>> 0;
+  const anyRights = (asked & ZX_RIGHT_SAME_RIGHTS) !== 0;
+  const facts = native.fdClass(h.fd, !anyRights) as number; // the open mode only when rights are asked
   if (facts < 0) return ZX.BAD_HANDLE;
   if (!classFits(facts & 0xf, (facts >> 4) & 0xf, objType)) return ZX.WRONG_TYPE;
-  const asked = rights >>> 0;
-  if ((asked & ZX_RIGHT_SAME_RIGHTS) !== 0) return ZX.OK;
+  if (anyRights) return ZX.OK;
   const pathOnly = (facts & (1 << 10)) !== 0;
   const mode = (facts >> 8) & O_ACCMODE;
   const readable = !pathOnly && (mode === O_RDONLY || mode === O_RDWR);
