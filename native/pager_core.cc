@@ -470,6 +470,8 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (p->stop_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd", errno));
   p->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (p->inotify_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_init1", errno));
+  // Close-on-exec: a child never uses it (it would name the parent's fds).
+  p->proc_fd_dir_ = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   uffd::Created u = uffd::Create();
   if (u.fd < 0) return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("userfaultfd (for the pager's own mappings)", u.err));
   p->fill_uffd_ = u.fd;
@@ -551,19 +553,22 @@ Status Pager::ValidateExtents(uint64_t size, const std::vector<Extent>& extents,
   uint64_t prev_end = 0;
   for (size_t i = 0; i < extents.size(); i++) {
     const Extent& e = extents[i];
-    std::string where = "extent " + std::to_string(i) + " [" + std::to_string(e.logical_start) + ", " +
-                        std::to_string(e.logical_end) + ") at block " + std::to_string(e.physical_block);
-    if (e.logical_start >= e.logical_end) return Status::Error(ZX_ERR_INVALID_ARGS, where + ": empty or reversed");
+    // Formatted only for an error: a valid extent (every one, normally) costs no string.
+    auto where = [&]() {
+      return "extent " + std::to_string(i) + " [" + std::to_string(e.logical_start) + ", " +
+             std::to_string(e.logical_end) + ") at block " + std::to_string(e.physical_block);
+    };
+    if (e.logical_start >= e.logical_end) return Status::Error(ZX_ERR_INVALID_ARGS, where() + ": empty or reversed");
     if (i > 0 && e.logical_start < prev_end)
-      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": not sorted or overlapping the previous one");
+      return Status::Error(ZX_ERR_INVALID_ARGS, where() + ": not sorted or overlapping the previous one");
     prev_end = e.logical_end;
     uint64_t len_bytes = static_cast<uint64_t>(e.logical_end - e.logical_start) * bs;
     uint64_t phys_bytes, phys_end;
     if (__builtin_mul_overflow(e.physical_block, bs, &phys_bytes) ||
         __builtin_add_overflow(phys_bytes, len_bytes, &phys_end))
-      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": block arithmetic overflows");
+      return Status::Error(ZX_ERR_INVALID_ARGS, where() + ": block arithmetic overflows");
     if (phys_end > backing_size)
-      return Status::Error(ZX_ERR_INVALID_ARGS, where + ": outside the backing (" + std::to_string(backing_size) + " bytes)");
+      return Status::Error(ZX_ERR_INVALID_ARGS, where() + ": outside the backing (" + std::to_string(backing_size) + " bytes)");
   }
   (void)size;
   return Status::Ok();
@@ -627,9 +632,17 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", errno));
   }
   // A fresh description: its lock (and so the file) lives as long as any fd or mapping of it.
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
-  UniqueFd handle(open(path, O_RDONLY | O_CLOEXEC));
+  int reopened;
+  if (proc_fd_dir_ >= 0) {
+    char name[16];
+    snprintf(name, sizeof name, "%d", file->memfd);
+    reopened = openat(proc_fd_dir_, name, O_RDONLY | O_CLOEXEC);
+  } else {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
+    reopened = open(path, O_RDONLY | O_CLOEXEC);
+  }
+  UniqueFd handle(reopened);
   int err = handle.get() < 0 ? errno : 0;
   if (err == 0 && flock(handle.get(), LOCK_SH | LOCK_NB) != 0) err = errno;
   if (err != 0) {
@@ -1148,7 +1161,7 @@ void Pager::Stop() {
   }
   attachments.clear();
   files.clear();  // closes the memfds and unmaps the pager's mappings
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

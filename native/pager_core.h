@@ -178,6 +178,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   int epoll_fd_ = -1;
   int stop_fd_ = -1;      // eventfd: readable once Stop() is called
   int inotify_fd_ = -1;
+  // /proc/self/fd as a directory: a memfd is reopened with openat(proc_fd_dir_, "N"), one path
+  // step instead of resolving /proc, self and fd again each time (-1: fall back to the full path).
+  int proc_fd_dir_ = -1;
   int fill_uffd_ = -1;    // the pager's own uffd, registered on its mappings of the memfds
   std::vector<pthread_t> thread_ids_;
 
