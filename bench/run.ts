@@ -810,6 +810,8 @@ function markdown(res: Results): string {
   out.push('');
   out.push(table(['target', 'measured', 'wanted', 'verdict'], s.targets.map((t) => [t.name, t.measured, t.target, t.met ? 'met' : '**not met**'])));
   out.push('');
+  out.push('What bounds the targets that are not met on this machine, with the measurements: [docs/performance.md](docs/performance.md).');
+  out.push('');
   out.push('## What "first read" means for each contender');
   out.push('');
   out.push('Every contender reads the whole file through a mapping with the same C reader, `bench/mmap_read.c` (`mmap` + `memcpy`, 4 MiB at a');
