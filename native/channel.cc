@@ -46,6 +46,11 @@ constexpr int kSendQueueOverflow = 2;
 
 // One delivery to JS carries at most this much; the rest waits for the next (level-triggered) poll
 // so that one busy channel cannot starve the event loop.
+// close() with messages still in the write queue (the peer reads slowly): the socket stays open,
+// writes only, until they are sent (a Zircon channel delivers what was written before a close:
+// an epitaph must not be lost to a slow reader), the peer goes away, or this long has passed.
+constexpr uint64_t kLingerMs = 10000;
+
 constexpr uint32_t kBatchMaxMessages = 256;
 constexpr size_t kBatchMaxBytes = 1 << 20;
 
@@ -257,8 +262,40 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
 
   // close(): stops polling, closes the socket and every fd still queued. Idempotent; no callback.
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (fd_ >= 0 && !queue_.empty() && !lingering_ && StartLinger()) return info.Env().Undefined();
     CloseNative();
     return info.Env().Undefined();
+  }
+
+  // Stops reading and keeps only the write side alive until the queue is sent (see kLingerMs).
+  // Returns false if that cannot be arranged (the caller then closes at once, dropping the queue).
+  bool StartLinger() {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(Env(), &loop) != napi_ok || loop == nullptr) return false;
+    linger_timer_ = new uv_timer_t;
+    uv_timer_init(loop, linger_timer_);
+    linger_timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(linger_timer_));  // the write poll keeps the loop alive
+    uv_timer_start(
+        linger_timer_,
+        [](uv_timer_t* t) {
+          NativeChannel* self = static_cast<NativeChannel*>(t->data);
+          Napi::HandleScope scope(self->Env());
+          Napi::Object keep = self->Value();  // alive across the warning's callback
+          (void)keep;
+          self->Warn("closed with " + std::to_string(self->queue_.size()) + " message(s) its peer did not read within " +
+                     std::to_string(kLingerMs) + " ms: dropped");
+          self->CloseNative();
+        },
+        kLingerMs, 0);
+    lingering_ = true;
+    started_ = false;  // nothing more is read or delivered: the JS side is closed
+    if (UpdatePoll() != 0) {
+      CloseNative();
+      return true;  // closed all the same
+    }
+    shutdown(fd_, SHUT_RD);
+    return true;
   }
 
   // release(): gives up the socket fd (returned) without closing it, for moving the channel
@@ -379,6 +416,11 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   }
 
   void CloseNative() {
+    lingering_ = false;
+    if (linger_timer_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(linger_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      linger_timer_ = nullptr;
+    }
     if (poll_ != nullptr) {
       // uv_close stops and unregisters the fd at once; only the free waits for the loop.
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
@@ -406,6 +448,10 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       // POLLERR (e.g. ECONNRESET: the peer closed with our messages unread). libuv has stopped the
       // watcher; read what the peer sent before it went away, then close.
       self->poll_events_ = 0;
+      if (self->lingering_) {
+        self->CloseNative();  // closed by JS already; the peer is gone: what was queued is lost
+        return;
+      }
       if (!self->started_) {
         // Only writes were watched, and they cannot succeed (the peer is gone): drop what we
         // queued, but leave the socket open. What the peer sent stays readable for start(), and
@@ -435,6 +481,10 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       int err = SendNow(m.bytes.data(), m.bytes.size(), m.fds);
       if (err == EAGAIN) return;
       size_t lost = queue_.size();
+      if (err != 0 && lingering_) {
+        CloseNative();  // closed by JS already; the peer is gone: what was queued is lost
+        return;
+      }
       if (err != 0) {
         // The peer is gone (or the socket broke): queued messages cannot be delivered. The read
         // side reports the close once it has delivered what the peer sent before closing.
@@ -455,6 +505,10 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       queued_bytes_ -= m.bytes.size();
       queued_handles_ -= m.fds.size();
       queue_.pop_front();
+    }
+    if (lingering_) {
+      CloseNative();  // everything written before close() is sent
+      return;
     }
     int err = UpdatePoll();
     if (err != 0) CloseAndReport(ZX_ERR_INTERNAL, std::string("uv_poll_start: ") + strerror(err));
@@ -593,6 +647,8 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   bool self_ref_ = false;
   int last_errno_ = 0;
   bool closed_by_peer_ = false;  // the fd was closed natively because the peer closed
+  bool lingering_ = false;       // closed by JS with messages queued: sending them, then closing
+  uv_timer_t* linger_timer_ = nullptr;
   size_t max_queued_bytes_ = 4 << 20;
   std::deque<QueuedMessage> queue_;
   size_t queued_bytes_ = 0;

@@ -107,6 +107,21 @@ describe('pager core review', () => {
     while ((fdsTo('/memfd:ext4!') > 0 || fdsTo('anon_inode:[userfaultfd]') > uffdsBefore) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
+    if (fdsTo('/memfd:ext4!') > 0) {
+      // Say which: the pager's own memfd is open read-write, a handle or a mapping's dup read-only.
+      const left = fs.readdirSync('/proc/self/fd').flatMap((fd) => {
+        try {
+          const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          if (!target.startsWith('/memfd:ext4!')) return [];
+          const flags = /flags:\s*(\d+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+          return [`fd ${fd} -> ${target}, flags ${flags}`];
+        } catch {
+          return [];
+        }
+      });
+      // eslint-disable-next-line no-console
+      console.error(`memfds still open after every pager stopped and every mapping closed:\n${left.join('\n')}`);
+    }
     expect(fdsTo('/memfd:ext4!')).toBe(0);
     expect(fdsTo('anon_inode:[userfaultfd]')).toBe(uffdsBefore);
     fs.closeSync(backing);

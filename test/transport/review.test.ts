@@ -83,3 +83,42 @@ test('a peer that closes while we only write (not started yet) loses us none of 
   await closed;
   expect(got).toEqual([0, 1, 2]);
 });
+
+test('close() with messages still queued for a slow reader sends them first (an epitaph is not lost), and the peer can no longer write to us', async () => {
+  const [a, b] = Channel.pair();
+  let n = 0;
+  const message = (i: number) => {
+    const m = Buffer.alloc(512);
+    m.writeUInt32LE(i, 0);
+    return m;
+  };
+  while (a.queuedBytes === 0) a.send(message(n++), []); // b does not read yet: the socket is full
+  for (let i = 0; i < 100; i++) a.send(message(n++), []); // these wait in a's write queue
+  const last = Buffer.from('epitaph');
+  a.send(last, []);
+  a.close(); // before: the queue (and the epitaph) were dropped here
+  await new Promise((r) => setTimeout(r, 20));
+  // As after a Zircon handle close: the peer can read what was written, but not write back.
+  expect(() => b.send(Buffer.from('too late'), [])).toThrow(expect.objectContaining({ status: ZX.PEER_CLOSED }));
+  const got: Buffer[] = [];
+  b.on('message', (bytes: Buffer) => got.push(bytes));
+  const closed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+  b.start();
+  await closed;
+  expect(got.length).toBe(n + 1);
+  got.slice(0, n).forEach((m, i) => expect(m.readUInt32LE(0)).toBe(i));
+  expect(got[n].equals(last)).toBe(true);
+});
+
+test('close() with messages queued to a peer that never reads: they are dropped when the peer goes, and nothing is left open', async () => {
+  const { openFdCount } = await import('../pager/helpers');
+  const [a, b] = Channel.pair();
+  while (a.queuedBytes === 0) a.send(Buffer.alloc(256), []);
+  const open = openFdCount();
+  a.close(); // lingers, writing
+  await new Promise((r) => setTimeout(r, 20));
+  expect(openFdCount()).toBe(open); // a's socket is still open, sending
+  b.close(); // the reader goes away unread: a's socket gives up at once
+  for (let i = 0; i < 100 && openFdCount() !== open - 2; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(openFdCount()).toBe(open - 2);
+});
