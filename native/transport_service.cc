@@ -3,6 +3,9 @@
 //
 // listenSocket(path, backlog): fd     socket + bind + chmod 0600 + listen. chmod comes before listen
 //                                     so nobody can connect while the file still has umask rights.
+// lockFile(path): fd                 opens (creating, 0600) and takes an exclusive flock without
+//                                     waiting: EWOULDBLOCK while another process holds it. Held until
+//                                     the fd is closed, or the process dies.
 // connectSocket(path): fd            non-blocking connect; errors carry their errno code
 //                                     (ENOENT, ECONNREFUSED for a stale file, EAGAIN for a full backlog).
 // new NativeAcceptor(fd, onEvent)    accept4 on readable; onEvent(0, [fd, uid, gid, pid, ...]) for a batch
@@ -10,6 +13,8 @@
 //                                     for want of fds (polling pauses; JS resumes it later).
 #include "transport_common.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -68,6 +73,28 @@ Napi::Value ListenSocket(const Napi::CallbackInfo& info) {
     close(fd);
     unlink(path.c_str());
     ThrowErrno(env, "listen", err, path);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!PathArg(info, &path)) return env.Undefined();
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    ThrowErrno(env, "open", errno, path);
+    return env.Undefined();
+  }
+  int rc;
+  do {
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, "flock", err, path);
     return env.Undefined();
   }
   return Napi::Number::New(env, fd);
@@ -247,6 +274,7 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
 void InitServiceSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("listenSocket", Napi::Function::New(env, ListenSocket, "listenSocket"));
   exports.Set("connectSocket", Napi::Function::New(env, ConnectSocket, "connectSocket"));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   exports.Set("NativeAcceptor", NativeAcceptor::Define(env));
 }
 

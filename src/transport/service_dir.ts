@@ -4,6 +4,11 @@
 //
 // Access control is the file system's (directory 0700, socket 0600: only our uid and root can
 // connect) plus an optional allow-list of peer uids checked with SO_PEERCRED.
+//
+// One listener per protocol and directory: a listener holds an exclusive flock on
+// <svcDir>/.<protocolName>.lock while it lives (the kernel drops it when the process dies, so a
+// crash never leaves it held). Without it, two servers starting at once on a stale socket could
+// both replace it, and the first would be left listening on a socket file no longer there.
 import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../native';
@@ -110,12 +115,45 @@ function bindReplacingStale(socketPath: string): number {
   }
 }
 
+function lockPathFor(svcDir: string, protocolName: string): string {
+  return path.join(svcDir, `.${protocolName}.lock`);
+}
+
+/** Takes the protocol's lock file, writing our pid into it; EADDRINUSE naming the holder otherwise. */
+function takeListenerLock(lockPath: string, socketPath: string): number {
+  let fd: number;
+  try {
+    fd = native.lockFile(lockPath) as number;
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
+      throw new ServiceDirError(code, socketPath, `cannot listen on ${socketPath}: cannot take ${lockPath}: ${(e as Error).message}`);
+    }
+    let holder = '';
+    try {
+      const pid = fs.readFileSync(lockPath, 'utf8').trim();
+      if (/^\d+$/.test(pid)) holder = ` (pid ${pid})`;
+    } catch {
+      // Unreadable: say nothing about who.
+    }
+    throw new ServiceDirError('EADDRINUSE', socketPath, `cannot listen on ${socketPath}: another process serves it${holder}, holding ${lockPath}`);
+  }
+  try {
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, `${process.pid}\n`, 0);
+  } catch {
+    // The pid is only for the message above; the lock is what counts.
+  }
+  return fd;
+}
+
 /** A protocol being served in a service directory. close() stops accepting and removes the socket. */
 export class ServiceListener {
   readonly path: string;
   readonly protocolName: string;
   private readonly acceptor: NativeAcceptor;
   private readonly socketIdentity: { dev: number; ino: number };
+  private readonly lockFd: number;
   private readonly allowUids?: ReadonlySet<number>;
   private readonly onChannel: (ch: Channel, peer: PeerCredentials) => void;
   private connections = 0;
@@ -128,10 +166,18 @@ export class ServiceListener {
     this.protocolName = protocolName;
     this.onChannel = onChannel;
     this.allowUids = opts.allowUids ? new Set(opts.allowUids) : undefined;
-    const fd = bindReplacingStale(socketPath);
-    const st = fs.statSync(socketPath);
-    this.socketIdentity = { dev: st.dev, ino: st.ino };
-    this.acceptor = new native.NativeAcceptor(fd, this.onAcceptEvent.bind(this)) as NativeAcceptor;
+    this.lockFd = takeListenerLock(lockPathFor(path.dirname(socketPath), protocolName), socketPath);
+    let fd = -1;
+    try {
+      fd = bindReplacingStale(socketPath);
+      const st = fs.statSync(socketPath);
+      this.socketIdentity = { dev: st.dev, ino: st.ino };
+      this.acceptor = new native.NativeAcceptor(fd, this.onAcceptEvent.bind(this)) as NativeAcceptor;
+    } catch (e) {
+      if (fd >= 0) fs.closeSync(fd);
+      fs.closeSync(this.lockFd);
+      throw e;
+    }
     this.acceptor.start();
     logger.info(`service ${protocolName}: listening on ${socketPath}`, { path: socketPath });
   }
@@ -152,6 +198,7 @@ export class ServiceListener {
     } catch {
       // Already removed: nothing to do.
     }
+    fs.closeSync(this.lockFd); // last: the next listener may now take over
     logger.info(`service ${this.protocolName}: closed ${this.path}`, { path: this.path });
   }
 

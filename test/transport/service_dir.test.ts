@@ -137,3 +137,38 @@ test('protocol names that are not a file name are refused', () => {
   expectServiceError(() => listenService(svcDir, '../escape', () => undefined), 'EINVAL', 'escape');
   expectServiceError(() => connectService(svcDir, ''), 'EINVAL', svcDir);
 });
+
+test('one listener per protocol: another process serving it is named (pid, lock file); once it is killed, a new listener takes over', async () => {
+  const { spawn } = await import('child_process');
+  const serviceDir = path.join(__dirname, '..', '..', 'dist', 'src', 'transport', 'service_dir.js');
+  const child = spawn(
+    process.execPath,
+    ['-e', `require(${JSON.stringify(serviceDir)}).listenService(${JSON.stringify(svcDir)}, ${JSON.stringify(PROTOCOL)}, (ch) => ch.close()); console.log('ready'); setInterval(() => {}, 1000);`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`listener process exited with ${code}`)));
+    });
+    const socketPath = path.join(svcDir, PROTOCOL);
+    const refused = expectServiceError(() => listenService(svcDir, PROTOCOL, () => undefined), 'EADDRINUSE', socketPath);
+    expect(refused.message).toContain(`pid ${child.pid}`);
+    expect(refused.message).toContain(`.${PROTOCOL}.lock`);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    // Its socket file is left behind, stale; its lock died with it.
+    expect(fs.lstatSync(socketPath).isSocket()).toBe(true);
+    let accepted = 0;
+    listen((ch) => {
+      accepted += 1;
+      ch.close();
+    });
+    const client = connectService(svcDir, PROTOCOL);
+    client.start();
+    await waitFor(client, 'close');
+    expect(accepted).toBe(1);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
