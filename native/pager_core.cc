@@ -30,7 +30,7 @@ namespace {
 constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
 constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
 constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not part of a stream
-constexpr uint64_t kMaxWindow = 4 << 20;          // adaptive: the most a streaming reader gets
+constexpr uint64_t kMaxWindow = 8 << 20;          // adaptive: the most a streaming reader gets
 constexpr uint64_t kFirstChunk = 64 * 1024;       // supplied (and woken) first: the faulter's page
 constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window, woken chunk by chunk
 // A sequential window beyond the faulter's first kJob bytes is cut into kJob-sized read-ahead
@@ -923,10 +923,21 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   {
     // Claims and the page cache are looked at under fill_mu, and a claim is released under it
     // only after its pages are in: a fault either finds its page, or joins the claim's waiters.
-    std::lock_guard<std::mutex> lock(f.fill_mu);
+    std::unique_lock<std::mutex> lock(f.fill_mu);
     for (auto& c : f.claims) {
       if (fo >= c->start && fo < c->end) {
         c->waiters.emplace_back(att, fault_page);
+        std::shared_ptr<Claim> waiting_on = c;
+        lock.unlock();
+        // A reader waits on it: if it is still a queued read-ahead job, it goes first (memcpy's
+        // walk down from a window's end would otherwise wait for every job queued before it).
+        std::lock_guard<std::mutex> jobs_lock(jobs_mu_);
+        auto job = std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.claim == waiting_on; });
+        if (job != jobs_.end() && job != jobs_.begin()) {
+          FillJob urgent = std::move(*job);
+          jobs_.erase(job);
+          jobs_.push_front(std::move(urgent));
+        }
         return;
       }
     }

@@ -26,11 +26,12 @@
 //
 // Read-ahead (ReadaheadWindow): 'fixed' is the seed's, 128 KiB from the fault on. 'adaptive'
 // fills one page for a lone fault (random reads pay for nothing they did not ask for) and, per
-// mapping, a window that doubles from 128 KiB to 4 MiB while faults form a stream: forward (just
+// mapping, a window that doubles from 128 KiB to 8 MiB while faults form a stream: forward (just
 // past the last window: filled ahead of the fault) or backward (just below it: filled behind,
 // nearest first), because glibc's memcpy of a large mapped range touches its first page and then
 // walks down from the last (bench/probes/fault_order.c). The fault's own page goes in and is
-// woken first; the rest of a window becomes jobs that any idle pager thread takes.
+// woken first; the rest of a window becomes jobs that any idle pager thread takes, front to
+// back, except that a job a reader is waiting on goes first.
 #pragma once
 
 #include <pthread.h>

@@ -23,7 +23,7 @@ export interface PagerOptions {
   threads?: number;
   /** 'fixed': 128 KiB per fault, as the seed. 'adaptive' (default, measured faster for
    *  sequential reads and no slower for random ones): one page on a random fault, doubling from
-   *  128 KiB up to 4 MiB while faults form a stream, forward (filled ahead of the fault) or
+   *  128 KiB up to 8 MiB while faults form a stream, forward (filled ahead of the fault) or
    *  backward (filled behind it: glibc's memcpy walks a large source from its end). */
   readahead?: 'fixed' | 'adaptive';
   /** posix_fadvise(DONTNEED) on the backing after copying (as the seed). Default true;
