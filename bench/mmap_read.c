@@ -12,6 +12,11 @@
 //   mmap_read fill FILE OFFSET LEN CHUNK  pwrite LEN bytes of FILE (from OFFSET, mapped with
 //                                       MAP_POPULATE so the source is in memory) into a fresh
 //                                       memfd, CHUNK bytes per call: the kernel's fill rate
+//   mmap_read touch MIB                 touches MIB MiB of fresh anonymous memory, page by page, and
+//                                       frees it: run just before a timed first read, so that the
+//                                       guest pages the contender is about to allocate are backed by
+//                                       the host (on a VM, the first touch of a guest page the host
+//                                       has not backed yet costs several times a normal fault)
 //   mmap_read seq-pager SIZE CHUNK      as seq and rand, on a file of this project's pager: fd 3 is
 //   mmap_read rand-pager SIZE N SPACING SEED   the file's handle (its VMO, SIZE bytes), fd 4 a
 //                                       socket to the benchmark. The reader maps fd 3 MAP_PRIVATE
@@ -260,7 +265,20 @@ static int fill(const char* path, size_t offset, size_t len, size_t chunk) {
   return 0;
 }
 
+static int touch(size_t mib) {
+  size_t len = mib << 20;
+  unsigned char* p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap(touch)");
+  double t0 = now();
+  for (size_t off = 0; off < len; off += PAGE) p[off] = 1;
+  double secs = now() - t0;
+  munmap(p, len);
+  printf("{\"mode\":\"touch\",\"bytes\":%zu,\"seconds\":%.6f}\n", len, secs);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 3 && strcmp(argv[1], "touch") == 0) return touch(strtoull(argv[2], NULL, 0));
   if (argc >= 4 && strcmp(argv[1], "seq") == 0) return seq(argv[2], strtoull(argv[3], NULL, 0));
   if (argc >= 6 && strcmp(argv[1], "rand") == 0)
     return rnd(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
@@ -277,6 +295,6 @@ int main(int argc, char** argv) {
   }
   fprintf(stderr,
           "usage: mmap_read seq FILE CHUNK | rand FILE N SPACING SEED | fill FILE OFFSET LEN CHUNK\n"
-          "       | seq-pager SIZE CHUNK | rand-pager SIZE N SPACING SEED (fd 3: the file, fd 4: socket)\n");
+          "       | touch MIB | seq-pager SIZE CHUNK | rand-pager SIZE N SPACING SEED (fd 3: the file, fd 4: socket)\n");
   return 2;
 }
