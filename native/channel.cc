@@ -49,6 +49,7 @@ constexpr int kSendQueueOverflow = 2;
 // close() with messages still in the write queue (the peer reads slowly): the socket stays open,
 // writes only, until they are sent (a Zircon channel delivers what was written before a close:
 // an epitaph must not be lost to a slow reader), the peer goes away, or this long has passed.
+// It does not keep the process alive, and a close for an overflowed queue does not linger.
 constexpr uint64_t kLingerMs = 10000;
 
 constexpr uint32_t kBatchMaxMessages = 256;
@@ -261,8 +262,11 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   }
 
   // close(): stops polling, closes the socket and every fd still queued. Idempotent; no callback.
+  // close(dropQueued = false): with dropQueued, what is still queued is dropped at once (the write
+  // queue overflowed: the peer was judged not to read, so nothing is held for it any longer).
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (fd_ >= 0 && !queue_.empty() && !lingering_ && StartLinger()) return info.Env().Undefined();
+    bool drop = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+    if (!drop && fd_ >= 0 && !queue_.empty() && !lingering_ && StartLinger()) return info.Env().Undefined();
     CloseNative();
     return info.Env().Undefined();
   }
@@ -294,6 +298,9 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       CloseNative();
       return true;  // closed all the same
     }
+    // A lingering close does not keep the process alive: a process that exits drops what is still
+    // queued, as it always would have (a server stopping must not wait on a client that stalls).
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     shutdown(fd_, SHUT_RD);
     return true;
   }

@@ -999,10 +999,26 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     }
     uint64_t n = queued.size();
     if (write(jobs_fd_, &n, sizeof n) != sizeof n) {
-      // No thread would ever be told: take them back and fill them here (behind this fault).
+      // No thread would ever be told: take them back and fill them here (behind this fault). One
+      // that another thread already took (a waiter moved it to the front, and a thread with another
+      // job's token popped it) is that thread's now; the job left without a token is taken instead.
       Log(LogLevel::kError, Errno("write(jobs eventfd)", errno));
       std::lock_guard<std::mutex> lock(jobs_mu_);
-      for (auto& job : queued) jobs_.erase(std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.claim == job.claim; }));
+      size_t taken_by_others = 0;
+      for (auto& job : queued) {
+        auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.claim == job.claim; });
+        if (it != jobs_.end()) {
+          jobs_.erase(it);
+        } else {
+          job.claim = nullptr;
+          taken_by_others++;
+        }
+      }
+      queued.erase(std::remove_if(queued.begin(), queued.end(), [](const FillJob& j) { return j.claim == nullptr; }), queued.end());
+      for (; taken_by_others > 0 && !jobs_.empty(); taken_by_others--) {
+        queued.push_back(std::move(jobs_.front()));
+        jobs_.pop_front();
+      }
     } else {
       queued.clear();
     }
@@ -1010,8 +1026,9 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   filler.Fill(*att, f, fo, mine->end, kFirstChunk, kChunk, /*poison_first=*/true);
   ReleaseClaim(f, mine, filler);
   for (auto& job : queued) {
-    filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
-    ReleaseClaim(f, job.claim, filler);
+    PagedFile& jf = *job.att->file;  // a job taken over from the queue may be another file's
+    if (!job.att->detached) filler.Fill(*job.att, jf, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
+    ReleaseClaim(jf, job.claim, filler);
   }
 }
 

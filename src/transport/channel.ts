@@ -56,7 +56,7 @@ function defaultName(): string {
 interface NativeChannel {
   start(): void;
   send(bytes: Uint8Array, fds: number[] | undefined): number;
-  close(): void;
+  close(dropQueued?: boolean): void;
   release(): number;
   ref(): void;
   unref(): void;
@@ -157,7 +157,7 @@ export class Channel extends EventEmitter {
       logger.error(`channel ${this.name}: closing, the peer does not read: ${queued} bytes already queued, a cap (bytes or handles) reached`, {
         channel: this.name,
       });
-      this.close();
+      this.closeNow();
       throw new ChannelError(ZX.NO_RESOURCES, `channel ${this.name}: write queue over its cap (${queued} bytes queued)`);
     }
     if (result === ZX.PEER_CLOSED) throw new ChannelError(result, `channel ${this.name}: peer closed`);
@@ -168,11 +168,25 @@ export class Channel extends EventEmitter {
     throw new ChannelError(result, `channel ${this.name}: send failed (errno ${errno})`);
   }
 
-  /** Closes the socket (the peer sees PEER_CLOSED) and emits 'close' on the next tick. Idempotent. */
+  /**
+   * Closes the channel (the peer sees PEER_CLOSED once it has read what was sent) and emits 'close'
+   * on the next tick. Idempotent. Messages still in the write queue are sent first: the socket stays
+   * open, writing only, until they are, the peer goes away, or 10 s pass; meanwhile the peer's sends
+   * fail with PEER_CLOSED. That wait does not keep the process alive.
+   */
   close(): void {
+    this.closeWith(false);
+  }
+
+  /** close(), dropping whatever is still queued (the peer was judged not to read). */
+  private closeNow(): void {
+    this.closeWith(true);
+  }
+
+  private closeWith(dropQueued: boolean): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.nativeChannel.close();
+    this.nativeChannel.close(dropQueued);
     logger.debug(`channel ${this.name}: closed`, { channel: this.name });
     process.nextTick(() => this.emit('close'));
   }

@@ -178,7 +178,13 @@ export class ServiceListener {
       fs.closeSync(this.lockFd);
       throw e;
     }
-    this.acceptor.start();
+    try {
+      this.acceptor.start();
+    } catch (e) {
+      this.acceptor.close(); // closes the listening fd
+      fs.closeSync(this.lockFd);
+      throw e;
+    }
     logger.info(`service ${protocolName}: listening on ${socketPath}`, { path: socketPath });
   }
 
