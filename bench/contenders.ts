@@ -382,12 +382,14 @@ export class ServerProcess {
     this.stopCleanup = onCleanup(`server ${child.pid}`, () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
+    child.once('exit', () => this.stopCleanup()); // gone: nothing left to kill
   }
 
-  static async start(svcDir: string, readahead: 'fixed' | 'adaptive'): Promise<ServerProcess> {
+  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it). */
+  static async start(svcDir: string, readahead: 'fixed' | 'adaptive', nodeArgs: string[] = []): Promise<ServerProcess> {
     fs.mkdirSync(svcDir, { recursive: true });
     const script = path.join(__dirname, 'server.js');
-    const child = spawn(process.execPath, [script, svcDir, readahead], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead], { stdio: ['pipe', 'pipe', 'inherit'] });
     const server = new ServerProcess(child, svcDir);
     const first = await server.lines.next();
     if (first.done || first.value !== 'ready') {
@@ -446,9 +448,14 @@ export class ServerProcess {
     return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
   }
 
+  /** SIGTERM (the server closes its service and exits, writing a --cpu-prof profile if asked);
+   *  SIGKILL if it has not exited 5 s later. */
   stop(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    this.stopCleanup();
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const kill = setTimeout(() => this.stopCleanup(), 5000);
+    kill.unref();
+    this.child.once('exit', () => clearTimeout(kill));
   }
 
   async stopped(): Promise<void> {
@@ -468,6 +475,44 @@ export class PagerClientSession {
     const connection = PagerClientConnection.connect(svcDir);
     const pager = connection.createPager(fs.openSync(image, 'r'), PAGE);
     return new PagerClientSession(connection, pager);
+  }
+
+  /** Registers the files one call at a time: every handle, each call's latency (us), the whole time (s). */
+  async registerEach(files: BenchImage['small']): Promise<{ held: PagedFile[]; latenciesUs: number[]; seconds: number }> {
+    const held: PagedFile[] = [];
+    const latenciesUs: number[] = [];
+    const t0 = process.hrtime.bigint();
+    try {
+      for (const f of files) {
+        const c0 = process.hrtime.bigint();
+        held.push(await this.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
+        latenciesUs.push(Number(process.hrtime.bigint() - c0) / 1000);
+      }
+    } catch (e) {
+      for (const h of held) h.close();
+      throw e;
+    }
+    return { held, latenciesUs, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  }
+
+  /** Registers the files with `inFlight` calls outstanding at once: every handle, the whole time (s). */
+  async registerPipelined(files: BenchImage['small'], inFlight: number): Promise<{ held: PagedFile[]; seconds: number }> {
+    const held: PagedFile[] = [];
+    const t0 = process.hrtime.bigint();
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const f = files[next++];
+        held.push(await this.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: inFlight }, worker));
+    } catch (e) {
+      for (const h of held) h.close();
+      throw e;
+    }
+    return { held, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
   }
 
   registerBig(img: BenchImage): Promise<PagedFile> {

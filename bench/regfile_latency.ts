@@ -8,63 +8,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ChildProcess, spawn } from 'child_process';
-import * as readline from 'readline';
 import { PagedFile } from '../src/client';
-import { BenchImage, PagerClientSession, cleanupAll, makeImage } from './contenders';
-
-/** bench/server.js in a child process, with optional node options (ServerProcess has none). */
-class Server {
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly lines: AsyncIterator<string>,
-    readonly svcDir: string,
-  ) {}
-
-  static async start(svcDir: string): Promise<Server> {
-    fs.mkdirSync(svcDir, { recursive: true });
-    const nodeArgs = (process.env.REGFILE_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'server.js'), svcDir, 'adaptive'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    const server = new Server(child, readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator](), svcDir);
-    const first = await server.lines.next();
-    if (first.done || first.value !== 'ready') {
-      server.stop();
-      throw new Error(`bench server did not start (said ${JSON.stringify(first.value)})`);
-    }
-    return server;
-  }
-
-  /** Waits until the server holds no file (every handle closed); throws after 20 s. */
-  async waitForgotten(): Promise<void> {
-    const deadline = Date.now() + 20000;
-    for (;;) {
-      this.child.stdin!.write('stats\n');
-      const line = await this.lines.next();
-      if (line.done) throw new Error('bench server exited');
-      const files = (JSON.parse(line.value) as { files: number }).files;
-      if (files === 0) return;
-      if (Date.now() > deadline) throw new Error(`the server still holds ${files} files`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
-  /** The server's main (JavaScript) thread: [ns on a CPU, ns runnable but waiting for one]. */
-  schedstat(): [number, number] {
-    return readSchedstat(`/proc/${this.child.pid}/schedstat`);
-  }
-
-  stop(): void {
-    // SIGTERM: the server closes the service and exits (and writes its --cpu-prof profile).
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-  }
-
-  async stopped(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    await new Promise((r) => this.child.once('exit', r));
-  }
-}
+import { BenchImage, PagerClientSession, ServerProcess, cleanupAll, makeImage } from './contenders';
+import { median, percentile } from './stats';
 
 /** /proc/.../schedstat of a thread: [ns on a CPU, ns runnable but waiting for one]. */
 function readSchedstat(file: string): [number, number] {
@@ -72,37 +18,24 @@ function readSchedstat(file: string): [number, number] {
   return [run, wait];
 }
 
-function percentile(v: number[], p: number): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-
-function median(v: number[]): number {
-  return percentile(v, 50);
-}
-
 async function oneRep(dir: string, img: BenchImage, rep: number, pipelined: boolean): Promise<Record<string, number>> {
-  const server = await Server.start(path.join(dir, `svc-${rep}`));
+  const nodeArgs = (process.env.REGFILE_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const server = await ServerProcess.start(path.join(dir, `svc-${rep}`), 'adaptive', nodeArgs);
   const session = PagerClientSession.open(server.svcDir, img.image);
   const held: PagedFile[] = [];
   const files = img.small;
   try {
-    for (let i = 0; i < 200; i++) {
-      const f = files[i % files.length];
-      (await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents })).close();
-    }
+    for (const f of (await session.registerEach(files.slice(0, 200))).held) f.close();
     await server.waitForgotten();
-    const lat: number[] = [];
-    const server0 = server.schedstat();
+    // The server's main (JavaScript) thread is the process's first: its schedstat is the process's.
+    const server0 = readSchedstat(`/proc/${server.pid}/schedstat`);
     const client0 = readSchedstat('/proc/thread-self/schedstat');
-    for (const f of files) {
-      const c0 = process.hrtime.bigint();
-      held.push(await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
-      lat.push(Number(process.hrtime.bigint() - c0) / 1000);
-    }
-    const server1 = server.schedstat();
+    const serial = await session.registerEach(files);
+    held.push(...serial.held);
+    const server1 = readSchedstat(`/proc/${server.pid}/schedstat`);
     const client1 = readSchedstat('/proc/thread-self/schedstat');
     const perCallUs = (a: number, b: number) => (b - a) / 1000 / files.length;
+    const lat = serial.latenciesUs;
     const out: Record<string, number> = {
       p50Us: percentile(lat, 50),
       p90Us: percentile(lat, 90),
@@ -116,23 +49,16 @@ async function oneRep(dir: string, img: BenchImage, rep: number, pipelined: bool
     for (const f of held.splice(0)) f.close();
     if (pipelined) {
       await server.waitForgotten();
-      const t1 = process.hrtime.bigint();
-      let next = 0;
-      const worker = async () => {
-        while (next < files.length) {
-          const f = files[next++];
-          held.push(await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
-        }
-      };
-      await Promise.all(Array.from({ length: 64 }, worker));
-      out.pipelinedCallsPerSec = files.length / (Number(process.hrtime.bigint() - t1) / 1e9);
+      const p = await session.registerPipelined(files, 64);
+      held.push(...p.held);
+      out.pipelinedCallsPerSec = files.length / p.seconds;
       for (const f of held.splice(0)) f.close();
     }
     return out;
   } finally {
     for (const f of held) f.close();
     session.close();
-    server.stop();
+    server.stop(); // SIGTERM: the server closes the service and exits (and writes a --cpu-prof profile)
     await server.stopped();
   }
 }

@@ -18,6 +18,7 @@ import { benchCodec } from './codec';
 import { benchTransport } from './transport';
 import { benchPaging } from './paging';
 import { PALETTE, cdfPoints, lineChart } from './charts';
+import { median, percentile } from './stats';
 import {
   BenchImage,
   Fuse2fsMount,
@@ -62,18 +63,6 @@ const MODES: Mode[] = ['fixed', 'adaptive'];
 
 // ---------------------------------------------------------------------------------------------
 // Small statistics.
-
-function median(v: number[]): number {
-  if (v.length === 0) return NaN;
-  const s = [...v].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function percentile(v: number[], p: number): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 const r2 = (v: number) => Math.round(v * 100) / 100;
 const r1 = (v: number) => Math.round(v * 10) / 10;
@@ -407,20 +396,13 @@ async function registerFileBench(dir: string, img: BenchImage, reps: number): Pr
       const held: PagedFile[] = [];
       try {
         // Warm-up (JIT, first connection): 200 calls, closed again.
-        for (let i = 0; i < 200; i++) {
-          const f = files[i];
-          (await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents })).close();
-        }
+        for (const f of (await session.registerEach(files.slice(0, 200))).held) f.close();
         lingering.push(await server.filesHeldAfter(5000));
         // One call in flight: latency per call.
-        const lat: number[] = [];
-        const t0 = process.hrtime.bigint();
-        for (const f of files) {
-          const c0 = process.hrtime.bigint();
-          held.push(await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
-          lat.push(Number(process.hrtime.bigint() - c0) / 1000);
-        }
-        const serialSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+        const serial = await session.registerEach(files);
+        held.push(...serial.held);
+        const lat = serial.latenciesUs;
+        const serialSecs = serial.seconds;
         const stats = await server.stats();
         if (stats.files < files.length) throw new Error(`server holds ${stats.files} files, expected ${files.length}`);
         await new Promise((r) => setTimeout(r, 200)); // let the server settle (GC, event queue)
@@ -428,16 +410,9 @@ async function registerFileBench(dir: string, img: BenchImage, reps: number): Pr
         for (const f of held.splice(0)) f.close();
         lingering.push(await server.filesHeldAfter(5000));
         // 64 calls in flight: throughput.
-        const t1 = process.hrtime.bigint();
-        let next = 0;
-        const worker = async () => {
-          while (next < files.length) {
-            const f = files[next++];
-            held.push(await session.pager.registerFile({ name: f.name, inode: f.ino, size: f.size, extents: f.extents }));
-          }
-        };
-        await Promise.all(Array.from({ length: 64 }, worker));
-        const pipelinedSecs = Number(process.hrtime.bigint() - t1) / 1e9;
+        const pipelined = await session.registerPipelined(files, 64);
+        held.push(...pipelined.held);
+        const pipelinedSecs = pipelined.seconds;
         for (const f of held.splice(0)) f.close();
         lingering.push(await server.filesHeldAfter(5000));
         runs.push({
