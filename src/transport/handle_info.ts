@@ -70,6 +70,14 @@ interface NativeFdInfo {
   socketType: number;
 }
 
+/** What an fd's open mode (O_ACCMODE bits; an O_PATH fd can do neither) lets it do. */
+function openRights(mode: number, pathOnly: boolean): { readable: boolean; writable: boolean } {
+  return {
+    readable: !pathOnly && (mode === O_RDONLY || mode === O_RDWR),
+    writable: !pathOnly && (mode === O_WRONLY || mode === O_RDWR),
+  };
+}
+
 function classify(fact: NativeFdInfo): HandleKind {
   switch (fact.mode & S_IFMT) {
     case S_IFREG:
@@ -100,13 +108,7 @@ function classify(fact: NativeFdInfo): HandleKind {
 export function handleInfo(h: Handle): HandleInfo {
   const fact = native.fdInfo(h.fd) as NativeFdInfo;
   const kind = classify(fact);
-  const pathOnly = (fact.accessMode & O_PATH) !== 0;
-  const mode = fact.accessMode & O_ACCMODE;
-  const info: HandleInfo = {
-    kind,
-    readable: !pathOnly && (mode === O_RDONLY || mode === O_RDWR),
-    writable: !pathOnly && (mode === O_WRONLY || mode === O_RDWR),
-  };
+  const info: HandleInfo = { kind, ...openRights(fact.accessMode & O_ACCMODE, (fact.accessMode & O_PATH) !== 0) };
   if (kind === 'memfd' || kind === 'file' || kind === 'blockdev') info.size = fact.size;
   return info;
 }
@@ -153,10 +155,7 @@ export function handleObjectCheck(h: Handle, objType: number, rights: number): n
   if (facts < 0) return ZX.BAD_HANDLE;
   if (!classFits(facts & 0xf, (facts >> 4) & 0xf, objType)) return ZX.WRONG_TYPE;
   if (anyRights) return ZX.OK;
-  const pathOnly = (facts & (1 << 10)) !== 0;
-  const mode = (facts >> 8) & O_ACCMODE;
-  const readable = !pathOnly && (mode === O_RDONLY || mode === O_RDWR);
-  const writable = !pathOnly && (mode === O_WRONLY || mode === O_RDWR);
+  const { readable, writable } = openRights((facts >> 8) & O_ACCMODE, (facts & (1 << 10)) !== 0);
   if ((asked & ZX_RIGHT_READ) !== 0 && !readable) return ZX.ACCESS_DENIED;
   if ((asked & ZX_RIGHT_WRITE) !== 0 && !writable) return ZX.ACCESS_DENIED;
   return ZX.OK;
