@@ -7,7 +7,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as readline from 'readline';
-import { FileMapping, PagedFile, PagerClientConnection, RemotePager } from '../src/client';
+import { PagedFile, PagerClientConnection, RemotePager } from '../src/client';
 import { Ext4Image } from '../src/ext4';
 import { Channel } from '../src/transport/channel';
 import { Handle } from '../src/transport/handle';
@@ -517,16 +517,6 @@ export class PagerClientSession {
 
   registerBig(img: BenchImage): Promise<PagedFile> {
     return this.pager.registerFile({ name: img.bigPath, inode: img.big.ino, size: img.big.size, extents: img.big.extents });
-  }
-
-  async mapBig(img: BenchImage): Promise<{ file: PagedFile; mapping: FileMapping }> {
-    const file = await this.pager.registerFile({ name: img.bigPath, inode: img.big.ino, size: img.big.size, extents: img.big.extents });
-    try {
-      return { file, mapping: await file.map() };
-    } catch (e) {
-      file.close();
-      throw e;
-    }
   }
 
   close(): void {

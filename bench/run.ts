@@ -211,8 +211,8 @@ async function pagerFirstRead(
     let secs: number;
     let client: { minorFaults: number; userMs: number; sysMs: number };
     let stats0: ServerStats, serverCpu0: number;
+    file = await session.registerBig(img);
     if (via.kind === 'c') {
-      file = await session.registerBig(img);
       warmGuestMemory();
       stats0 = await server.stats();
       serverCpu0 = server.cpuMs();
@@ -221,31 +221,32 @@ async function pagerFirstRead(
       secs = r.seconds;
       client = { minorFaults: r.minorFaults ?? NaN, userMs: r.userMs ?? NaN, sysMs: r.sysMs ?? NaN };
     } else {
-      const mapped = await session.mapBig(img);
-      file = mapped.file;
-      const mapping = mapped.mapping;
-      stats0 = await server.stats();
-      serverCpu0 = server.cpuMs();
-      const usage0 = process.resourceUsage();
-      // As the C reader: one 4 MiB buffer, reused (readInto), touched before the timing.
-      const buf = Buffer.alloc(SEQ_CHUNK, 1);
-      warmGuestMemory();
-      const t0 = process.hrtime.bigint();
-      for (let off = 0; off < size; off += SEQ_CHUNK) mapping.readInto(buf.subarray(0, Math.min(SEQ_CHUNK, size - off)), off);
-      secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      const usage1 = process.resourceUsage();
-      client = {
-        minorFaults: usage1.minorPageFault - usage0.minorPageFault,
-        userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1000,
-        sysMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1000,
-      };
-      // Outside the timing: every byte, read again through the mapping, against the source.
-      for (let off = 0; off < size; off += SEQ_CHUNK) {
-        if (!sameAsSource(srcFd, off, mapping.read(off, Math.min(SEQ_CHUNK, size - off)))) {
-          throw new Error(`the pager returned other bytes than the source file in [${off}, +${SEQ_CHUNK})`);
+      const mapping = await file.map();
+      try {
+        stats0 = await server.stats();
+        serverCpu0 = server.cpuMs();
+        const usage0 = process.resourceUsage();
+        // As the C reader: one 4 MiB buffer, reused (readInto), touched before the timing.
+        const buf = Buffer.alloc(SEQ_CHUNK, 1);
+        warmGuestMemory();
+        const t0 = process.hrtime.bigint();
+        for (let off = 0; off < size; off += SEQ_CHUNK) mapping.readInto(buf.subarray(0, Math.min(SEQ_CHUNK, size - off)), off);
+        secs = Number(process.hrtime.bigint() - t0) / 1e9;
+        const usage1 = process.resourceUsage();
+        client = {
+          minorFaults: usage1.minorPageFault - usage0.minorPageFault,
+          userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1000,
+          sysMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1000,
+        };
+        // Outside the timing: every byte, read again through the mapping, against the source.
+        for (let off = 0; off < size; off += SEQ_CHUNK) {
+          if (!sameAsSource(srcFd, off, mapping.read(off, Math.min(SEQ_CHUNK, size - off)))) {
+            throw new Error(`the pager returned other bytes than the source file in [${off}, +${SEQ_CHUNK})`);
+          }
         }
+      } finally {
+        mapping.close();
       }
-      mapping.close();
     }
     const serverCpuMs = server.cpuMs() - serverCpu0;
     const stats1 = await server.stats();
@@ -294,55 +295,50 @@ async function pagerRandom(
   const shmem0 = shmemKiB();
   const session = PagerClientSession.open(server.svcDir, img.image);
   try {
-    if (via.kind === 'c') {
-      const file = await session.registerBig(img);
-      try {
-        const faults0 = (await server.stats()).faults;
-        const r = await via.reader.randPager(session, file, expected.samples, RANDOM_SPACING, seed);
-        checkRandom('this project (C reader)', r, expected);
-        const faults = (await server.stats()).faults - faults0;
-        file.close();
-        session.close();
-        const back = await waitShmemBack(shmem0, 20000);
-        // A sample whose page was already in (mincore) or that no fault served was not a first touch.
-        const notFresh = Math.max(r.alreadyResident, expected.offsets.length - faults);
-        return { rep: randomRep(r.latencyUs, notFresh), overheadUs: null, returnMs: back.ms, residueMiB: r1(back.residueKiB / 1024) };
-      } finally {
-        file.close();
-      }
-    }
-    const { file, mapping } = await session.mapBig(img);
+    const file = await session.registerBig(img);
     try {
       const faults0 = (await server.stats()).faults;
-      const lat: number[] = [];
-      const bufs: Buffer[] = [];
-      for (const off of expected.offsets) {
-        const t0 = process.hrtime.bigint();
-        const b = mapping.read(off, PAGE);
-        lat.push(Number(process.hrtime.bigint() - t0) / 1000);
-        bufs.push(b);
+      let latencies: number[];
+      let alreadyResident = 0; // pages the C reader found in (mincore) before its sample
+      let overheadUs: number | null = null;
+      if (via.kind === 'c') {
+        const r = await via.reader.randPager(session, file, expected.samples, RANDOM_SPACING, seed);
+        checkRandom('this project (C reader)', r, expected);
+        latencies = r.latencyUs;
+        alreadyResident = r.alreadyResident;
+      } else {
+        const mapping = await file.map();
+        try {
+          latencies = [];
+          const bufs: Buffer[] = [];
+          for (const off of expected.offsets) {
+            const t0 = process.hrtime.bigint();
+            const b = mapping.read(off, PAGE);
+            latencies.push(Number(process.hrtime.bigint() - t0) / 1000);
+            bufs.push(b);
+          }
+          // The same reads once the pages are in: what the JS call and the Buffer cost by themselves.
+          const warm: number[] = [];
+          for (const off of expected.offsets) {
+            const t0 = process.hrtime.bigint();
+            mapping.read(off, PAGE);
+            warm.push(Number(process.hrtime.bigint() - t0) / 1000);
+          }
+          overheadUs = percentile(warm, 50);
+          expected.offsets.forEach((off, i) => {
+            if (!sameAsSource(srcFd, off, bufs[i])) throw new Error(`the pager returned other bytes than the source file at ${off}`);
+          });
+        } finally {
+          mapping.close();
+        }
       }
       const faults = (await server.stats()).faults - faults0;
-      // The same reads once the pages are in: what the JS call and the Buffer cost by themselves.
-      const warm: number[] = [];
-      for (const off of expected.offsets) {
-        const t0 = process.hrtime.bigint();
-        mapping.read(off, PAGE);
-        warm.push(Number(process.hrtime.bigint() - t0) / 1000);
-      }
-      expected.offsets.forEach((off, i) => {
-        if (!sameAsSource(srcFd, off, bufs[i])) throw new Error(`the pager returned other bytes than the source file at ${off}`);
-      });
-      mapping.close();
       file.close();
       session.close();
       const back = await waitShmemBack(shmem0, 20000);
-      return {
-        rep: randomRep(lat, Math.max(0, expected.offsets.length - faults)),
-        overheadUs: percentile(warm, 50),
-        returnMs: back.ms,
-        residueMiB: r1(back.residueKiB / 1024),
-      };
+      // A sample whose page was already in, or that no fault served, was not a first touch.
+      const notFresh = Math.max(alreadyResident, expected.offsets.length - faults);
+      return { rep: randomRep(latencies, notFresh), overheadUs, returnMs: back.ms, residueMiB: r1(back.residueKiB / 1024) };
     } finally {
       file.close();
     }
