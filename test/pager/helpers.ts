@@ -49,9 +49,7 @@ export function ext(logicalStart: number, logicalEnd: number, physicalBlock: num
   return { logicalStart, logicalEnd, physicalBlock: BigInt(physicalBlock) };
 }
 
-export function openFdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
+export { openFdCount } from '../transport/helpers';
 
 /** A connected Unix stream socket pair: a mapping watches `client`'s fd; destroying `serverSide` is the pager's death. */
 export async function socketPair(name: string): Promise<{ client: net.Socket; serverSide: net.Socket; close(): void }> {

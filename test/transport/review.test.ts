@@ -1,6 +1,7 @@
 // Regression tests for transport bugs found in review. Each failed before its fix.
 import { Channel, ChannelError } from '../../src/transport/channel';
 import { ZX } from '../../src/zx_status';
+import { openFdCount } from './helpers';
 
 jest.setTimeout(10000);
 
@@ -111,7 +112,6 @@ test('close() with messages still queued for a slow reader sends them first (an 
 });
 
 test('close() with messages queued to a peer that never reads: they are dropped when the peer goes, and nothing is left open', async () => {
-  const { openFdCount } = await import('../pager/helpers');
   const [a, b] = Channel.pair();
   while (a.queuedBytes === 0) a.send(Buffer.alloc(256), []);
   const open = openFdCount();
