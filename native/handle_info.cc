@@ -17,6 +17,10 @@
 //     bits 4..7  SO_TYPE for a socket (0 if unknown or not a socket)
 //     bits 8..9  O_ACCMODE, bit 10 O_PATH (both 0 without withAccessMode)
 // dupFd(fd): a new fd for the same open file description, close-on-exec (F_DUPFD_CLOEXEC).
+//
+// Neither asks a file system anything: fstat on a FUSE file sends GETATTR to its daemon once the
+// cached attributes expire, and a daemon that never answers would block the JS thread (every
+// client) for good. StatNoSync is statx(AT_STATX_DONT_SYNC): the attributes the kernel has.
 #include "exports.h"
 #include "transport_common.h"
 
@@ -24,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <string>
@@ -34,13 +39,25 @@ namespace {
 using transport::FdArg;
 using transport::ThrowErrno;
 
+// fstat's answer from the kernel's cached attributes only (see the top of the file). 0 or -1/errno.
+int StatNoSync(int fd, struct stat* st) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_INO, &stx) != 0) return -1;
+  *st = {};
+  st->st_mode = stx.stx_mode;
+  st->st_size = static_cast<off_t>(stx.stx_size);
+  st->st_ino = stx.stx_ino;
+  st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  return 0;
+}
+
 Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   if (fd < 0) return env.Undefined();
   struct stat st;
-  if (fstat(fd, &st) < 0) {
-    ThrowErrno(env, "fstat", errno, "fd " + std::to_string(fd));
+  if (StatNoSync(fd, &st) < 0) {
+    ThrowErrno(env, "statx", errno, "fd " + std::to_string(fd));
     return env.Undefined();
   }
   int flags = fcntl(fd, F_GETFL);
@@ -93,7 +110,7 @@ constexpr int kClassSocket = 6;
 // that fdInfo would not.
 int ClassifyFd(int fd, bool with_access_mode) {
   struct stat st;
-  if (fstat(fd, &st) < 0) return -errno;
+  if (StatNoSync(fd, &st) < 0) return -errno;
   int flags = 0;
   if (with_access_mode) {
     flags = fcntl(fd, F_GETFL);

@@ -432,8 +432,13 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   }
   UniqueFd fd(fcntl(backing_fd, F_DUPFD_CLOEXEC, 3));
   if (fd.get() < 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("dup(backing)", errno));
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(backing)", errno));
+  // statx(AT_STATX_DONT_SYNC), not fstat: this runs on the JS thread, and fstat of a file on a
+  // FUSE file system asks its daemon (GETATTR), which a client's daemon may never answer.
+  struct statx stx;
+  if (statx(fd.get(), "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
+    return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(backing)", errno));
+  struct stat st = {};
+  st.st_mode = stx.stx_mode;
   std::shared_ptr<Pager> p(new Pager());
   if (S_ISBLK(st.st_mode)) {
     p->backing_is_blockdev_ = true;
@@ -539,9 +544,9 @@ uint64_t Pager::BackingSize() {
     if (ioctl(backing_fd_, BLKGETSIZE64, &size) != 0) return 0;
     return size;
   }
-  struct stat st;
-  if (fstat(backing_fd_, &st) != 0) return 0;
-  return static_cast<uint64_t>(st.st_size);
+  struct statx stx;  // cached attributes only: see Create
+  if (statx(backing_fd_, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_SIZE, &stx) != 0) return 0;
+  return static_cast<uint64_t>(stx.stx_size);
 }
 
 void Pager::Log(LogLevel level, const std::string& message) {

@@ -3,6 +3,19 @@
 // Lines go to stderr: stdout belongs to the data a command prints.
 import * as winston from 'winston';
 
+// Control characters (C0, DEL, C1, and the Unicode line and paragraph separators) escaped: text a
+// client chose (a RegisterFile name, say) can never start a log line of its own.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+
+/** `text` with every control character written as \xNN or \uNNNN. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 export const logger = winston.createLogger({
   level: process.env.STARNIX_PAGER_LOG ?? 'warn',
   format: winston.format.combine(
@@ -11,9 +24,9 @@ export const logger = winston.createLogger({
       const { timestamp, level, message, ...rest } = info;
       const fields = Object.entries(rest)
         .filter(([k]) => typeof k === 'string')
-        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .map(([k, v]) => `${k}=${escapeControls(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v))}`)
         .join(' ');
-      return `${timestamp} ${level} ${message}${fields ? ' ' + fields : ''}`;
+      return `${timestamp} ${level} ${escapeControls(String(message))}${fields ? ' ' + fields : ''}`;
     }),
   ),
   transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug', 'verbose', 'silly'] })],

@@ -7,6 +7,7 @@ import { PagerCallError } from '../client';
 import { FidlError } from '../fidl';
 import { logger } from '../log';
 import { native } from '../native';
+import type { BudgetLimits } from '../server/budget';
 import { PagerService } from '../server/service';
 import { statusName } from '../zx_status';
 import { CliError, UsageError } from './errors';
@@ -54,7 +55,7 @@ function explain(e: unknown, what: string): never {
   throw new CliError(`${what}: ${(e as Error).message}`);
 }
 
-export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): Promise<number> {
+export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; budget?: Partial<BudgetLimits>; stopTimeoutSeconds?: number }): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
   // Each pager needs a uffd of its own (for its mappings of the files' memfds): say so now, not at
   // the first CreatePager, when this process cannot have one.
@@ -62,7 +63,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): P
   if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; every CreatePager will fail (NOT_SUPPORTED) until it can\n`);
   let service: PagerService;
   try {
-    service = PagerService.start({ svcDir: flags.svcDir, threads: flags.threads, readahead: flags.readahead, allowUids: flags.allowUids });
+    service = PagerService.start({ svcDir: flags.svcDir, threads: flags.threads, readahead: flags.readahead, allowUids: flags.allowUids, budget: flags.budget });
   } catch (e) {
     throw new CliError(`cannot serve in ${flags.svcDir}: ${(e as Error).message}`);
   }
@@ -79,6 +80,9 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): P
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    // Installed after the handlers above, which it chains to: the stop is bounded in time even if
+    // closing waits on something a client controls, or the JS thread is stuck.
+    native.armStopWatchdog(flags.stopTimeoutSeconds ?? 5);
   });
   clearInterval(report);
   service.close();

@@ -10,7 +10,11 @@ import { CliError, UsageError } from './errors';
 export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
 
   serve --svc-dir DIR [--log-level L] [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]...
+        [--budget NAME=VALUE]... [--stop-timeout S]
         Serve fuchsia.starnix.runner.Manager (and starnix.pager.Mapper) in DIR until SIGINT/SIGTERM.
+        --budget sets one of the server's budgets (fds, pagers, files, mappedBytes, attachedUffds,
+        wakeWatchers, queuedBytes, queuedHandles) or shares (uidShare, connectionShare: 0..1);
+        --stop-timeout: seconds after SIGINT/SIGTERM before the server exits regardless (default 5).
   ls IMAGE [PATH]            List a directory of an ext4 image (default /).
   stat IMAGE PATH [--json]   Inode, type, size and extents of PATH.
   cat IMAGE PATH             Write PATH's bytes to stdout, paged in through the pager.
@@ -62,6 +66,31 @@ function serverFlags(values: Record<string, unknown>): ServerFlags {
   };
 }
 
+const BUDGET_NAMES = ['fds', 'pagers', 'files', 'mappedBytes', 'attachedUffds', 'wakeWatchers', 'queuedBytes', 'queuedHandles'];
+const SHARE_NAMES = ['uidShare', 'connectionShare'];
+
+/** --budget NAME=VALUE...: whole numbers for budgets, fractions in (0, 1] for shares. */
+function budgetArgs(items: string[] | undefined): Record<string, number> | undefined {
+  if (items === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(item);
+    if (m === null) throw new UsageError(`--budget takes NAME=VALUE, not "${item}"`);
+    const [, name, value] = m;
+    if (BUDGET_NAMES.includes(name)) {
+      if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--budget ${name} takes a whole number of at least 1, not "${value}"`);
+      out[name] = Number(value);
+    } else if (SHARE_NAMES.includes(name)) {
+      const f = Number(value);
+      if (!(f > 0 && f <= 1)) throw new UsageError(`--budget ${name} takes a fraction in (0, 1], not "${value}"`);
+      out[name] = f;
+    } else {
+      throw new UsageError(`--budget: no budget named "${name}" (one of ${[...BUDGET_NAMES, ...SHARE_NAMES].join(', ')})`);
+    }
+  }
+  return out;
+}
+
 function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -80,10 +109,16 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     case 'serve': {
-      const { values, positionals } = parse(rest, { ...SERVER_OPTIONS, 'allow-uid': { type: 'string', multiple: true } });
+      const { values, positionals } = parse(rest, {
+        ...SERVER_OPTIONS,
+        'allow-uid': { type: 'string', multiple: true },
+        budget: { type: 'string', multiple: true },
+        'stop-timeout': { type: 'string' },
+      });
       if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
       const allow = (values['allow-uid'] as string[] | undefined)?.map((u) => intArg('allow-uid', u, 0, 0xffffffff) as number);
-      return cmdServe({ ...serverFlags(values), allowUids: allow });
+      const stopTimeout = intArg('stop-timeout', values['stop-timeout'] as string | undefined, 1, 3600);
+      return cmdServe({ ...serverFlags(values), allowUids: allow, budget: budgetArgs(values.budget as string[] | undefined), stopTimeoutSeconds: stopTimeout });
     }
     case 'ls': {
       const { values, positionals } = parse(rest, SERVER_OPTIONS);

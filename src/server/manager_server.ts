@@ -10,9 +10,11 @@ import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import { logger } from '../log';
 import { NativePager, PagerError, PagerOptions } from '../pager/native_pager';
-import { Channel } from '../transport/channel';
+import { native } from '../native';
+import { Channel, isOwnChannelInode } from '../transport/channel';
 import { Handle } from '../transport/handle';
 import { handleInfo, handleObjectCheck } from '../transport/handle_info';
+import { Account, Charge, FDS_PER_PAGER } from './budget';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
 import { ZX, statusName } from '../zx_status';
@@ -29,9 +31,30 @@ export function managerHandleCheck(h: Handle, objType: number, rights: number): 
   return objType === ZX_OBJ_TYPE_VMO ? ZX.OK : handleObjectCheck(h, objType, rights);
 }
 
+/** A wake watcher kept for a connection: its fd, and its socket's inode when it is a socket. */
+interface WakeWatcher {
+  handle: Handle;
+  inode: number;
+}
+
+const WAKE_WATCHER_CHARGE: Charge = { wakeWatchers: 1, fds: 1 };
+
+/**
+ * Who is on the other end of a socket handed to us: the inode of its peer (0 when it has none,
+ * or -errno when the kernel cannot say). -1 when the handle is not a socket.
+ */
+function socketFacts(h: Handle): { inode: number; peer: number } {
+  const inode = native.socketInode(h.fd) as number;
+  if (inode <= 0) return { inode: -1, peer: -1 };
+  return { inode, peer: native.unixPeerInode(inode) as number };
+}
+
+/** Inodes of the wake watchers every connection keeps (a watcher whose peer is one is refused). */
+const keptWatcherInodes = new Set<number>();
+
 export class ManagerConnection implements runner.ManagerHandler {
   private readonly pagers = new Set<PagerInstance>();
-  private readonly wakeWatchers: Handle[] = [];
+  private readonly wakeWatchers: WakeWatcher[] = [];
   private readonly binding: fidl.ServerBinding;
 
   constructor(
@@ -39,15 +62,42 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly limits: ServerLimits,
     private readonly pagerOptions: PagerOptions,
     private readonly onPager: (p: PagerInstance) => void,
+    private readonly account: Account,
+    onClosed: () => void,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
       onClose: ({ status }) => {
-        for (const w of this.wakeWatchers) w.close();
-        this.wakeWatchers.length = 0;
+        for (const w of this.wakeWatchers.splice(0)) this.dropWatcher(w);
         logger.info('manager connection closed', { channel: channel.name, epitaph: status === null ? 'none' : statusName(status), pagers: this.pagers.size });
+        onClosed();
       },
     });
+  }
+
+  private dropWatcher(w: WakeWatcher): void {
+    if (w.inode > 0) keptWatcherInodes.delete(w.inode);
+    w.handle.close();
+    this.account.release(WAKE_WATCHER_CHARGE);
+  }
+
+  /**
+   * Drops the wake watchers whose peer has hung up (an eventpair's other end closed: nobody is left
+   * to signal or be signalled), closing their fds. Run now and then by the service.
+   */
+  sweepWakeWatchers(): number {
+    let dropped = 0;
+    for (let i = this.wakeWatchers.length - 1; i >= 0; i--) {
+      const w = this.wakeWatchers[i];
+      if (w.inode <= 0) continue; // not a socket: no peer to watch
+      const peer = native.unixPeerInode(w.inode) as number;
+      if (peer !== 0 && peer !== -2 /* ENOENT */) continue;
+      this.wakeWatchers.splice(i, 1);
+      this.dropWatcher(w);
+      dropped++;
+    }
+    if (dropped > 0) logger.info(`dropped ${dropped} wake watcher(s) whose peer hung up`, { channel: this.channel.name });
+    return dropped;
   }
 
   close(): void {
@@ -100,21 +150,31 @@ export class ManagerConnection implements runner.ManagerHandler {
     if (live >= this.limits.pagersPerConnection) {
       return refuse(ZX.NO_RESOURCES, `this connection has ${live} pagers already`);
     }
+    const pagerCharge: Charge = { pagers: 1, fds: FDS_PER_PAGER };
+    const overBudget = this.account.charge(pagerCharge);
+    if (overBudget !== null) return refuse(ZX.NO_RESOURCES, `over budget: ${overBudget}`);
 
     let nativePager: NativePager;
     try {
       nativePager = NativePager.create(backingVmo.fd, Number(blockSize), this.pagerOptions);
     } catch (e) {
+      this.account.release(pagerCharge);
       const status = e instanceof PagerError ? e.status : ZX.INTERNAL;
       return refuse(status, `the pager could not start: ${(e as Error).message}`);
     }
+    // Its write queue counts against this connection's (and uid's, and the server's) budget.
+    pagerChannel.setQueueBudget(this.account.queueBudget);
     backingVmo.close(); // NativePager keeps its own duplicate of the backing fd.
     const instance = new PagerInstance(
       nativePager,
       pagerChannel,
       this.limits,
-      (p) => this.pagers.delete(p),
+      (p) => {
+        this.pagers.delete(p);
+        this.account.release(pagerCharge);
+      },
       `${kind} block_size=${blockSize}`,
+      this.account,
     );
     this.pagers.add(instance);
     this.onPager(instance);
@@ -146,19 +206,42 @@ export class ManagerConnection implements runner.ManagerHandler {
       logger.warn('RegisterWakeWatcher without a watcher: nothing kept', { channel: this.channel.name });
       return;
     }
-    if (this.wakeWatchers.length >= this.limits.wakeWatchersPerConnection) {
+    // A watcher whose peer is a socket this server holds (the connection's own client end, a Pager
+    // end, another watcher) would never hang up, and would keep whatever it holds alive for good.
+    const { inode, peer } = socketFacts(req.watcher);
+    if (peer > 0 && (isOwnChannelInode(peer) || keptWatcherInodes.has(peer))) {
+      req.watcher.close();
+      logger.warn('RegisterWakeWatcher refused: the watcher is the peer of a socket this server holds (its own endpoint fed back to it); closing the connection', {
+        channel: this.channel.name,
+        epitaph: statusName(ZX.INVALID_ARGS),
+      });
+      this.binding.closeWithEpitaph(ZX.INVALID_ARGS);
+      return;
+    }
+    if (inode > 0 && peer === 0) {
+      // Its peer is gone already: nothing could ever signal it. Taken and dropped at once.
+      req.watcher.close();
+      logger.info('RegisterWakeWatcher: the watcher\'s peer has hung up already; not kept', { channel: this.channel.name });
+      return;
+    }
+    const overBudget = this.wakeWatchers.length >= this.limits.wakeWatchersPerConnection
+      ? `this connection has ${this.wakeWatchers.length} watchers already`
+      : this.account.charge(WAKE_WATCHER_CHARGE);
+    if (overBudget !== null) {
       // Each one is an fd held for the connection's life: past the bound, the connection goes
       // (the method has no error to answer with), so that one client cannot fill our fd table.
       req.watcher.close();
-      logger.warn(`RegisterWakeWatcher refused: this connection has ${this.wakeWatchers.length} watchers already; closing it`, {
+      logger.warn(`RegisterWakeWatcher refused: ${overBudget}; closing the connection`, {
         channel: this.channel.name,
         epitaph: statusName(ZX.NO_RESOURCES),
       });
       this.binding.closeWithEpitaph(ZX.NO_RESOURCES);
       return;
     }
-    // Kept for the connection's life and never signalled: no container is ever suspended here.
-    this.wakeWatchers.push(req.watcher);
+    // Kept (until its peer hangs up or the connection closes) and never signalled: no container is
+    // ever suspended here.
+    this.wakeWatchers.push({ handle: req.watcher, inode });
+    if (inode > 0) keptWatcherInodes.add(inode);
     logger.info('RegisterWakeWatcher: watcher kept; it will never be signalled on Linux', { channel: this.channel.name });
   }
 }

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
 import '../fidl_linux';
@@ -12,10 +13,15 @@ import { logger } from '../log';
 import { PagerOptions } from '../pager/native_pager';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
+import { ZX } from '../zx_status';
+import { Account, Budget, BudgetLimits, defaultBudgetLimits, systemFacts } from './budget';
 import { DEFAULT_LIMITS, ServerLimits } from './limits';
 import { ManagerConnection } from './manager_server';
-import { MapperConnection } from './mapper_server';
+import { MapperConnection, UffdRegistry } from './mapper_server';
 import { PagerInstance } from './pager_server';
+
+/** How often kept wake watchers are checked for a peer that hung up. */
+const WAKE_WATCHER_SWEEP_MS = 2000;
 
 export interface PagerServiceOptions {
   svcDir: string;
@@ -26,6 +32,12 @@ export interface PagerServiceOptions {
   /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
   allowUids?: number[];
   limits?: Partial<ServerLimits>;
+  /**
+   * The server-wide budget and the shares of it one uid and one connection may use (see
+   * src/server/budget.ts and docs/hardening.md). Default: derived from RLIMIT_NOFILE (whose soft
+   * limit is raised to the hard one at start), vm.max_map_count and fs.inotify.max_user_instances.
+   */
+  budget?: Partial<BudgetLimits>;
 }
 
 export interface ServiceStats {
@@ -42,6 +54,10 @@ export class PagerService {
   readonly svcDir: string;
   private readonly listeners: ServiceListener[] = [];
   private readonly connections = new Set<{ close(): void }>();
+  private readonly managers = new Set<ManagerConnection>();
+  readonly budget: Budget;
+  private readonly uffds = new UffdRegistry();
+  private sweepTimer?: NodeJS.Timeout;
   private readonly pagers = new Set<PagerInstance>();
   private readonly limits: ServerLimits;
   private readonly pagerOptions: PagerOptions;
@@ -51,6 +67,8 @@ export class PagerService {
     this.svcDir = opts.svcDir;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.pagerOptions = { threads: opts.threads, readahead: opts.readahead, dropCache: opts.dropCache };
+    this.budget = new Budget({ ...defaultBudgetLimits(systemFacts()), ...opts.budget });
+    logger.info('budget', { ...this.budget.limits });
   }
 
   /** Binds both sockets in opts.svcDir (created 0700 when missing) and starts serving. */
@@ -66,19 +84,48 @@ export class PagerService {
       service.close();
       throw e;
     }
+    service.sweepTimer = setInterval(() => {
+      for (const m of service.managers) m.sweepWakeWatchers();
+    }, WAKE_WATCHER_SWEEP_MS);
+    service.sweepTimer.unref();
     logger.info('serving', { svcDir: opts.svcDir, protocols: `${runner.ManagerDiscoverableName}, ${mapper.MapperDiscoverableName}` });
     return service;
   }
 
+  /** The connection's account in the budget, or null after closing it with NO_RESOURCES. */
+  private openAccount(ch: Channel, peer: PeerCredentials): Account | null {
+    const opened = this.budget.openConnection(peer.uid, ch.name);
+    if ('refused' in opened) {
+      logger.warn(`connection refused: over budget: ${opened.refused}`, { channel: ch.name, uid: peer.uid, pid: peer.pid, epitaph: 'NO_RESOURCES' });
+      try {
+        ch.send(fidl.encodeEpitaph(ZX.NO_RESOURCES), []);
+      } catch {
+        // Gone already: nobody to tell.
+      }
+      ch.close();
+      return null;
+    }
+    ch.setQueueBudget(opened.account.queueBudget);
+    return opened.account;
+  }
+
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p));
+    const account = this.openAccount(ch, peer);
+    if (account === null) return;
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), account, () => {
+      this.managers.delete(conn);
+      this.budget.closeConnection(account);
+    });
+    this.managers.add(conn);
     this.track(ch, conn);
   }
 
   private acceptMapper(ch: Channel, peer: PeerCredentials): void {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
-    this.track(ch, new MapperConnection(ch, this.limits));
+    const account = this.openAccount(ch, peer);
+    if (account === null) return;
+    this.track(ch, new MapperConnection(ch, this.limits, account, this.uffds, () => this.budget.closeConnection(account)));
   }
 
   private track(ch: Channel, conn: { close(): void }): void {
@@ -108,6 +155,7 @@ export class PagerService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const l of this.listeners) l.close();
     for (const c of [...this.connections]) c.close();
     for (const p of [...this.pagers]) p.stop();

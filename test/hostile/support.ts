@@ -91,6 +91,8 @@ export function pagerMemfdsOf(pid: number): number {
 export interface ServerOptions {
   allowUids?: number[];
   limits?: Record<string, number>;
+  /** The server's budget (src/server/budget.ts BudgetLimits): totals and shares. */
+  budget?: Record<string, number>;
   threads?: number;
   /** Run the real CLI (`bin/starnix-pager serve`) instead of the test server (which takes limits). */
   cli?: boolean;
