@@ -10,6 +10,7 @@ import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
 import '../fidl_linux';
 import { logger } from '../log';
+import { native } from '../native';
 import { PagerOptions } from '../pager/native_pager';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
@@ -69,6 +70,9 @@ export class PagerService {
     this.pagerOptions = { threads: opts.threads, readahead: opts.readahead, dropCache: opts.dropCache };
     this.budget = new Budget({ ...defaultBudgetLimits(systemFacts()), ...opts.budget });
     logger.info('budget', { ...this.budget.limits });
+    // Opens the sock_diag socket that wake-watcher checks use, now rather than at the first
+    // RegisterWakeWatcher (a lookup of inode 0 finds nothing): it is one of the server's own fds.
+    native.unixPeerInode(0);
   }
 
   /** Binds both sockets in opts.svcDir (created 0700 when missing) and starts serving. */
