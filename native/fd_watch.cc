@@ -1,21 +1,20 @@
-// Readiness of any fd, and the two small Linux objects that stand for Zircon's signalling
-// objects: datagram socket pairs (EVENTPAIR) and eventfds (EVENT, COUNTER). The Manager's
-// suspend and wake handling (src/server/suspend/) and the eventpair encoding
-// (src/transport/eventpair.ts) build on these; they hold no policy of their own.
+// Readiness of any fd, and the operations on the two small Linux objects that stand for Zircon's
+// signalling objects: datagram socket pairs (EVENTPAIR) and eventfds (EVENT, COUNTER); both are
+// made by handle_info.cc (unixSocketPair, eventFd). The Manager's suspend and wake handling
+// (src/server/suspend/) and the eventpair encoding (src/transport/eventpair.ts) build on these;
+// they hold no policy of their own.
 //
 // new FdWatcher(fd, onEvent(status, events)): a libuv poll on an fd this object does NOT own.
 //   start(events): events are libuv's bits: 1 readable, 2 writable, 4 disconnect (EPOLLRDHUP),
 //   8 prioritized (EPOLLPRI: a cgroup's cgroup.events changed). stop(). close(): must be called
 //   before the fd is closed (libuv keys its epoll set by fd number). ref()/unref() as for timers.
 //   status is 0 or a negative libuv error (the poll then stopped).
-// socketPairDgram(): [fd, fd], AF_UNIX SOCK_DGRAM, close-on-exec, non-blocking.
 // sendDatagram(fd, bytes): 0 or -errno (MSG_DONTWAIT | MSG_NOSIGNAL).
 // recvDatagrams(fd, max): Buffer[] of what was waiting (each at most 64 bytes; a longer
 //   datagram comes back as a 64-byte Buffer, so a reader expecting 8 bytes rejects it), or -errno.
 //   Any fds a peer sent along are closed by the kernel (no control buffer is offered).
 // pollNow(fd, events): revents of a zero-timeout poll(2) for events (POLLIN 1, POLLPRI 2,
 //   POLLOUT 4, POLLERR 8, POLLHUP 16, POLLRDHUP 0x2000), or -errno: is a source raised right now.
-// eventfd(initval, semaphore): fd, close-on-exec, non-blocking.
 // eventfdAdd(fd, n): 0 or -errno. EAGAIN when the counter has no room for n: checked with a
 //   zero-timeout poll first, because an eventfd received from a peer is usually blocking and its
 //   O_NONBLOCK flag is shared with the peer's fd, so it is not ours to change.
@@ -24,7 +23,6 @@
 #include "transport_common.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -169,19 +167,6 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   std::unique_ptr<Napi::AsyncContext> async_context_;
 };
 
-Napi::Value SocketPairDgram(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
-    ThrowErrno(env, "socketpair", errno, "AF_UNIX, SOCK_DGRAM");
-    return env.Undefined();
-  }
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::Number::New(env, fds[0]));
-  result.Set(1u, Napi::Number::New(env, fds[1]));
-  return result;
-}
-
 Napi::Value SendDatagram(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -229,18 +214,6 @@ Napi::Value PollNow(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ready == 0 ? 0 : pfd.revents);
 }
 
-Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t initval = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
-  bool semaphore = info.Length() > 1 && info[1].ToBoolean().Value();
-  int fd = eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK | (semaphore ? EFD_SEMAPHORE : 0));
-  if (fd < 0) {
-    ThrowErrno(env, "eventfd", errno);
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
-}
-
 Napi::Value EventfdAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
@@ -277,11 +250,9 @@ Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
 
 void InitFdWatch(Napi::Env env, Napi::Object exports) {
   exports.Set("FdWatcher", FdWatcher::Define(env));
-  exports.Set("socketPairDgram", Napi::Function::New(env, SocketPairDgram, "socketPairDgram"));
   exports.Set("sendDatagram", Napi::Function::New(env, SendDatagram, "sendDatagram"));
   exports.Set("recvDatagrams", Napi::Function::New(env, RecvDatagrams, "recvDatagrams"));
   exports.Set("pollNow", Napi::Function::New(env, PollNow, "pollNow"));
-  exports.Set("eventfd", Napi::Function::New(env, EventfdCreate, "eventfd"));
   exports.Set("eventfdAdd", Napi::Function::New(env, EventfdAdd, "eventfdAdd"));
   exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead, "eventfdRead"));
 }

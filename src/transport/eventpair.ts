@@ -25,6 +25,7 @@ import { EventEmitter } from 'events';
 import { native } from '../native';
 import { logger } from '../log';
 import { Handle } from './handle';
+import { createEventPair } from './stand_ins';
 import { ZX } from '../zx_status';
 
 export const EVENTPAIR_DATAGRAM_BYTES = 8;
@@ -136,8 +137,7 @@ export class EventPair extends EventEmitter {
 
   /** A connected pair as bare handles, e.g. one to keep and one to send. */
   static createHandles(): [Handle, Handle] {
-    const [a, b] = native.socketPairDgram() as [number, number];
-    return [new Handle(a), new Handle(b)];
+    return createEventPair();
   }
 
   /** Takes ownership of h (a SOCK_DGRAM socket: the codec's EVENTPAIR check says so). */
