@@ -8,6 +8,7 @@ import { CODEC_HELP, runCodecCommand } from '../fidl/codec_cli';
 import { isLogLevel, logger, setLogLevel, setLogTimestamps } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
 import { BrokenPipe, CliError, EXIT_BROKEN_PIPE, isBrokenPipe, UsageError } from './errors';
+import { cmdInspect } from './inspect_command';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
@@ -27,7 +28,7 @@ const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR 
 
 const COMMANDS: Record<string, Command> = {
   serve: {
-    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--log-level L]',
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--log-level L]',
     summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
     details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
 and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
@@ -37,7 +38,16 @@ userfaultfd access allows. Logs counters every 10 s at info.
   --threads N            pager threads per pager (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
   --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
+  --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
+  --record-max-bytes N   stop recording once FILE holds N bytes
   --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
+  },
+  inspect: {
+    synopsis: 'inspect FILE [--json] [--connection N] [--method NAME]',
+    summary: 'print the FIDL conversation recorded by serve --record FILE, decoded',
+    details: `  --json                 one JSON object per message
+  --connection N         only connection N
+  --method NAME          only messages of method NAME`,
   },
   ls: {
     synopsis: 'ls IMAGE [PATH]',
@@ -234,12 +244,19 @@ async function run(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'serve': {
-      const { values, positionals: pos } = parse(command, rest, { ...SERVER_OPTIONS, 'allow-uid': { type: 'string', multiple: true } });
+      const { values, positionals: pos } = parse(command, rest, {
+        ...SERVER_OPTIONS,
+        'allow-uid': { type: 'string', multiple: true },
+        record: { type: 'string' },
+        'record-max-bytes': { type: 'string' },
+      });
       positionals(command, pos, []);
       if (values['svc-dir'] === undefined) throw usage(command, 'missing --svc-dir DIR');
       const allow = (values['allow-uid'] as string[] | undefined)?.map((u) => intArg(command, 'allow-uid', u, 0, 0xffffffff) as number);
+      const recordMaxBytes = intArg(command, 'record-max-bytes', values['record-max-bytes'] as string | undefined, 1024, Number.MAX_SAFE_INTEGER);
+      if (recordMaxBytes !== undefined && values.record === undefined) throw usage(command, '--record-max-bytes needs --record FILE');
       setLogTimestamps(true);
-      return cmdServe({ ...serverFlags(command, values), allowUids: allow });
+      return cmdServe({ ...serverFlags(command, values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes });
     }
     case 'ls': {
       const { values, positionals: pos } = parse(command, rest, LOG_OPTIONS);
@@ -287,6 +304,20 @@ async function run(argv: string[]): Promise<number> {
       const need = ['backing', 'block-size', 'size', 'extents'].filter((k) => values[k as keyof typeof values] === undefined);
       if (need.length > 0) throw usage(command, `needs ${need.map((k) => `--${k}`).join(', ')}`);
       return cmdMap(args, flags, process.stdout);
+    }
+    case 'inspect': {
+      const { values, positionals: pos } = parse(command, rest, {
+        json: { type: 'boolean' },
+        connection: { type: 'string' },
+        method: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      });
+      const [file] = positionals(command, pos, ['FILE']);
+      return cmdInspect(file, {
+        json: Boolean(values.json),
+        connection: intArg(command, 'connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
+        method: values.method as string | undefined,
+      }, process.stdout);
     }
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);

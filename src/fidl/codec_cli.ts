@@ -37,7 +37,7 @@ function usageLine(what: string): string {
 }
 
 /** A stand-in for a handle that is only a number: closing it closes nothing. */
-class HandleStandIn extends Handle {
+export class HandleStandIn extends Handle {
   constructor(readonly id: number) {
     super(id);
   }
