@@ -93,7 +93,7 @@ export async function writeAll(out: NodeJS.WritableStream, buf: Uint8Array): Pro
   });
 }
 
-/** The reader of the output went away (a closed pipe): the command stops quietly, as `cat` does. */
+/** The reader of the output went away (a closed pipe). */
 function isClosedOutput(e: unknown): boolean {
   const err = e as NodeJS.ErrnoException;
   return err?.code === 'EPIPE' && err.syscall === 'write';
@@ -105,7 +105,8 @@ function isClosedOutput(e: unknown): boolean {
  * descriptor (stdout: a file, a pipe, /dev/null) is written with write(2) straight from the mapping
  * (FileMapping.writeTo: no buffer, no copy here: what `cat` and `map` do with stdout). Any other
  * stream gets a new buffer per chunk (readAsync), since a stream may keep what it was given. If the
- * output is a pipe whose reader went away, streaming stops quietly. Returns the bytes written.
+ * output is a pipe whose reader went away, streaming stops with a BrokenPipe (which the CLI ends
+ * quietly with). Returns the bytes written.
  */
 export async function streamFile(
   pager: RemotePager,
@@ -159,7 +160,8 @@ export async function streamFile(
         }
       }
     } catch (e) {
-      if (isClosedOutput(e)) return at - start;
+      // The reader went away: main() ends the command quietly, by SIGPIPE as `cat` is.
+      if (isClosedOutput(e)) throw new BrokenPipe();
       throw e;
     }
     progress.finish();
