@@ -8,6 +8,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   starnix::InitServerResources(env, exports);
   starnix::InitPager(env, exports);
   starnix::InitMapping(env, exports);
+  starnix::InitFdWatch(env, exports);
   return exports;
 }
 

@@ -3,7 +3,9 @@
 //   new Mapping(fileFd, size) -> { address: bigint, length: bigint, userModeOnly: boolean, how: string }
 //   uffdForPager() -> fd (a dup; the mapping keeps its own)
 //   watchPager(socketFd)      (a dup is watched: hang-up => every missing page is poisoned)
-//   read(offset, length) -> Buffer ; readAsync(offset, length) -> Promise<Buffer> ; close()
+//   read(offset, length) -> Buffer ; readAsync(offset, length) -> Promise<Buffer>
+//   readInto(target, offset) -> n ; readIntoAsync(target, offset) -> Promise<n>
+//   writeTo(fd, offset, length) -> Promise<bytes written> ; close()
 //
 // The mapping is MAP_PRIVATE and read-only: UFFDIO_REGISTER refuses a shared mapping of a
 // read-only description (no VM_MAYWRITE, EPERM). The pager puts pages into the memfd's page
@@ -23,17 +25,21 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "exports.h"
+#include "mapping_registry.h"
 #include "napi_args.h"
 #include "uffd.h"
 
@@ -111,6 +117,34 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
     memcpy(dst + done, src + done, n);
     done += n;
   }
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_guard = nullptr;
+  return true;
+}
+
+// Reads one byte of every page of [src, src+len), front to back, so that every page is in before
+// the kernel copies the range (write(2) from the mapping): the faults are taken here, in user mode,
+// where any uffd serves them and a poisoned page raises SIGBUS that the guard turns into an error.
+// A kernel-side fault would need a full (not user-mode-only) uffd, and would report a poisoned page
+// only as EFAULT with no address. Returns false and the faulting address on SIGBUS.
+bool GuardedTouch(const uint8_t* src, size_t len, uintptr_t* fault_addr) {
+  Guard guard;
+  guard.lo = reinterpret_cast<uintptr_t>(src);
+  guard.hi = guard.lo + len;
+  guard.fault_addr = 0;
+  if (sigsetjmp(guard.jmp, 1) != 0) {
+    tls_guard = nullptr;
+    *fault_addr = guard.fault_addr;
+    return false;
+  }
+  tls_guard = &guard;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  const uint64_t page = uffd::PageSize();
+  uint8_t sink = 0;
+  for (uintptr_t a = guard.lo; a < guard.hi; a = (a | (page - 1)) + 1) {
+    sink ^= *reinterpret_cast<const volatile uint8_t*>(a);
+  }
+  (void)sink;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_guard = nullptr;
   return true;
@@ -197,7 +231,23 @@ struct Watcher {
   }
 };
 
+// The live mappings of this process, for MarkPagerGone. A state is in it from the moment its
+// uffd exists until its destructor starts; the set is never destroyed (pager threads may look at
+// it while the process exits).
+std::mutex& RegistryMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::set<MappingState*>& Registry() {
+  static std::set<MappingState*>* states = new std::set<MappingState*>;
+  return *states;
+}
+
 MappingState::~MappingState() {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Registry().erase(this);
+  }
   watcher.reset();                            // joins the watcher thread, which uses the range
   if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
   if (uffd >= 0) close(uffd);
@@ -221,24 +271,21 @@ std::pair<const char*, std::string> ReadFailure(const MappingState& s, uintptr_t
   return {"EIO", "I/O error: the pager could not read the page at offset " + std::to_string(offset)};
 }
 
+// Copies a range of the mapping into a buffer on a libuv worker. The buffer is made (readAsync) or
+// given (readIntoAsync) on the JS thread and held by a reference until the promise settles, so the
+// worker copies once, straight into the memory the caller gets: no staging allocation, no second copy.
 class ReadWorker : public Napi::AsyncWorker {
  public:
-  ReadWorker(Napi::Env env, std::shared_ptr<MappingState> state, uint64_t offset, size_t length)
-      : Napi::AsyncWorker(env), state_(std::move(state)), offset_(offset), length_(length),
+  ReadWorker(Napi::Env env, std::shared_ptr<MappingState> state, uint64_t offset, Napi::Uint8Array target,
+             bool resolve_with_count)
+      : Napi::AsyncWorker(env), state_(std::move(state)), offset_(offset), length_(target.ElementLength()),
+        dst_(target.Data()), target_(Napi::Persistent(target)), count_(resolve_with_count),
         deferred_(Napi::Promise::Deferred::New(env)) {}
-  ~ReadWorker() override { free(data_); }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    data_ = static_cast<uint8_t*>(malloc(length_ > 0 ? length_ : 1));
-    if (data_ == nullptr) {
-      failed_ = true;
-      code_ = "ENOMEM";
-      message_ = "out of memory";
-      return;
-    }
     uintptr_t fault = 0;
-    if (!GuardedCopy(data_, state_->addr + offset_, length_, &fault)) {
+    if (!GuardedCopy(dst_, state_->addr + offset_, length_, &fault)) {
       auto f = ReadFailure(*state_, fault);
       failed_ = true;
       code_ = f.first;
@@ -253,7 +300,11 @@ class ReadWorker : public Napi::AsyncWorker {
       deferred_.Reject(error.Value());
       return;
     }
-    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, data_, length_));
+    if (count_) {
+      deferred_.Resolve(Napi::Number::New(env, static_cast<double>(length_)));
+    } else {
+      deferred_.Resolve(target_.Value());
+    }
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -261,9 +312,111 @@ class ReadWorker : public Napi::AsyncWorker {
   std::shared_ptr<MappingState> state_;
   uint64_t offset_;
   size_t length_;
+  uint8_t* dst_;
+  Napi::Reference<Napi::Uint8Array> target_;
+  bool count_;
   Napi::Promise::Deferred deferred_;
-  uint8_t* data_ = nullptr;
   bool failed_ = false;
+  const char* code_ = "";
+  std::string message_;
+};
+
+// Writes a range of the mapping to an fd with write(2) from the mapped pages, on a libuv worker:
+// no buffer, no copy in user space. Each piece is touched first (GuardedTouch): the faults happen
+// in user mode (so a user-mode-only uffd serves them too), a page the pager failed is reported
+// with its offset, and every page is paged in even for an output that never reads its input
+// (/dev/null). A non-blocking fd (a pipe Node set O_NONBLOCK) is waited on with poll.
+class WriteWorker : public Napi::AsyncWorker {
+ public:
+  // Touched, then written, this much at a time: the pager fills the next read-ahead windows
+  // while this piece is being written.
+  static constexpr size_t kPiece = 4 << 20;
+
+  WriteWorker(Napi::Env env, std::shared_ptr<MappingState> state, int fd, uint64_t offset, size_t length)
+      : Napi::AsyncWorker(env), state_(std::move(state)), fd_(fd), offset_(offset), length_(length),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    const uint8_t* base = state_->addr + offset_;
+    size_t done = 0;
+    while (done < length_) {
+      size_t n = std::min(kPiece, length_ - done);
+      uintptr_t fault = 0;
+      if (!GuardedTouch(base + done, n, &fault)) {
+        auto f = ReadFailure(*state_, fault);
+        Fail(f.first, f.second, false);
+        break;
+      }
+      size_t put = 0;
+      while (put < n) {
+        ssize_t w = write(fd_, base + done + put, n - put);
+        if (w > 0) {
+          put += static_cast<size_t>(w);
+          written_ += static_cast<uint64_t>(w);
+          continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {
+          struct pollfd p = {fd_, POLLOUT, 0};
+          if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            Fail("EIO", ErrnoText("poll(output)", errno), true);
+            return;
+          }
+          continue;
+        }
+        int err = w == 0 ? EIO : errno;
+        Fail(ErrnoName(err), ErrnoText("write(output)", err), true);
+        return;
+      }
+      done += n;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      Napi::Error error = Napi::Error::New(env, message_);
+      error.Set("code", Napi::String::New(env, code_));
+      // Set for a failure of the output (EPIPE: the reader went away), absent for a page the
+      // pager could not supply (EIO) or a dead pager (EPIPE without syscall).
+      if (output_failed_) error.Set("syscall", Napi::String::New(env, "write"));
+      error.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(written_)));
+      deferred_.Reject(error.Value());
+      return;
+    }
+    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(written_)));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  void Fail(const char* code, std::string message, bool output) {
+    failed_ = true;
+    code_ = code;
+    message_ = std::move(message);
+    output_failed_ = output;
+  }
+  static const char* ErrnoName(int err) {
+    switch (err) {
+      case EPIPE: return "EPIPE";
+      case ENOSPC: return "ENOSPC";
+      case EBADF: return "EBADF";
+      case EFAULT: return "EFAULT";
+      case EINVAL: return "EINVAL";
+      case EDQUOT: return "EDQUOT";
+      case EFBIG: return "EFBIG";
+      case ECONNRESET: return "ECONNRESET";
+      default: return "EIO";
+    }
+  }
+
+  std::shared_ptr<MappingState> state_;
+  int fd_;
+  uint64_t offset_;
+  size_t length_;
+  Napi::Promise::Deferred deferred_;
+  uint64_t written_ = 0;
+  bool failed_ = false;
+  bool output_failed_ = false;
   const char* code_ = "";
   std::string message_;
 };
@@ -277,17 +430,25 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
                         InstanceMethod("read", &MappingObject::Read),
                         InstanceMethod("readAsync", &MappingObject::ReadAsync),
                         InstanceMethod("readInto", &MappingObject::ReadInto),
+                        InstanceMethod("readIntoAsync", &MappingObject::ReadIntoAsync),
+                        InstanceMethod("writeTo", &MappingObject::WriteTo),
                         InstanceMethod("close", &MappingObject::Close)});
   }
 
   explicit MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingObject>(info) {
     Napi::Env env = info.Env();
     uint64_t size;
-    if (info.Length() < 2 || !info[0].IsNumber() || !U64Arg(info[1], &size)) {
+    int file_fd;
+    // Not Int32Value(): it wraps 2**32 + n to n, another open fd.
+    if (info.Length() < 1 || !FdArg(info[0], &file_fd)) {
+      Napi::TypeError::New(env, "Mapping(fileFd, size): fileFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (info.Length() < 2 || !U64Arg(info[1], &size)) {
       ThrowCode(env, "EINVAL", "Mapping(fileFd, size)");
       return;
     }
-    int file_fd = info[0].As<Napi::Number>().Int32Value();
     const uint64_t page = uffd::PageSize();
     if (size == 0 || size > (uint64_t{1} << 47)) {
       ThrowCode(env, "EINVAL", "a mapping needs a size of 1 byte to 128 TiB (an empty file needs no mapping)");
@@ -310,6 +471,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return;
     }
     state->uffd = created.fd;
+    {
+      std::lock_guard<std::mutex> lock(RegistryMutex());
+      Registry().insert(state.get());
+    }
     uint64_t features = 0;
     int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON, &features);
     if (err != 0) {
@@ -381,8 +546,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   Napi::Value WatchPager(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      ThrowCode(env, "EINVAL", "watchPager(socketFd)");
+    int sock_fd;
+    if (info.Length() < 1 || !FdArg(info[0], &sock_fd)) {
+      Napi::TypeError::New(env, "watchPager(socketFd): socketFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (state_->watcher) {
@@ -391,7 +558,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     }
     auto w = std::make_unique<Watcher>();
     w->state = state_.get();
-    w->sock = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+    w->sock = fcntl(sock_fd, F_DUPFD_CLOEXEC, 3);
     w->wake = eventfd(0, EFD_CLOEXEC);
     if (w->sock < 0 || w->wake < 0) {
       ThrowCode(env, "EBADF", ErrnoText("dup(socket)/eventfd", errno));
@@ -455,7 +622,50 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     uint64_t offset;
     size_t length;
     if (!Range(info, &offset, &length)) return env.Undefined();
-    ReadWorker* worker = new ReadWorker(env, state_, offset, length);
+    // Made here (uninitialized; the worker fills every byte) and resolved as is.
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, length);
+    ReadWorker* worker = new ReadWorker(env, state_, offset, out, /*resolve_with_count=*/false);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  // readIntoAsync(target: Uint8Array, offset) -> Promise<target.length>: readInto on a libuv worker.
+  // The caller must leave target alone until the promise settles.
+  Napi::Value ReadIntoAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t offset;
+    if (info.Length() < 2 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], &offset)) {
+      ThrowCode(env, "EINVAL", "readIntoAsync(target: Uint8Array, offset)");
+      return env.Undefined();
+    }
+    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
+    if (offset > state_->length || target.ElementLength() > state_->length - offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return env.Undefined();
+    }
+    ReadWorker* worker = new ReadWorker(env, state_, offset, target, /*resolve_with_count=*/true);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  // writeTo(fd, offset, length) -> Promise<bytes written>: see WriteWorker. fd stays the caller's.
+  Napi::Value WriteTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t fd, offset, len;
+    if (info.Length() < 3 || !U64Arg(info[0], &fd) || fd > INT32_MAX || !U64Arg(info[1], &offset) || !U64Arg(info[2], &len)) {
+      ThrowCode(env, "EINVAL", "writeTo(fd, offset, length)");
+      return env.Undefined();
+    }
+    if (offset > state_->length || len > state_->length - offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return env.Undefined();
+    }
+    WriteWorker* worker = new WriteWorker(env, state_, static_cast<int>(fd), offset, static_cast<size_t>(len));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
@@ -470,6 +680,14 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
 };
 
 }  // namespace
+
+void MarkPagerGone(int uffd_fd) {
+  const pid_t self = getpid();
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (MappingState* state : Registry()) {
+    if (state->uffd >= 0 && syscall(SYS_kcmp, self, self, KCMP_FILE, state->uffd, uffd_fd) == 0) state->pager_gone = true;
+  }
+}
 
 // probeUserfaultfd(): null when this process can create a uffd the way the pager and the
 // mappings do, else one line saying why not (for the server's start-up message).

@@ -1,11 +1,9 @@
 // The server side of one fuchsia.starnix.runner/Manager connection.
 //
 // CreatePager is the method this project exists for. The others steer a Starnix container's
-// suspension and wake sources, which have no meaning for a Linux process; each still gets a
-// defined, logged answer (see docs and the README):
-//   SuspendContainer    -> error SUSPEND_FAILURE (nothing can be suspended here)
-//   RegisterWakeWatcher -> success; the watcher is kept and never signalled (no suspend ever happens)
-//   ProxyWakeChannel, AddWakeSource, RemoveWakeSource (one-way) -> logged as unsupported, handles closed
+// suspension and wake sources; a container here is a cgroup v2 directory, frozen with cgroup.freeze.
+// They are the server's SuspendManager's (src/server/suspend/, shared by every connection):
+// this class only hands requests over and keeps its own bound on watchers.
 import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import { logger } from '../log';
@@ -18,30 +16,28 @@ import { Account, Charge, FDS_PER_PAGER } from './budget';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
 import { ZX, statusName } from '../zx_status';
+import { SuspendManager } from './suspend/suspend_manager';
 
 const MAX_BLOCK_SIZE = 1024 * 1024;
 const ZX_OBJ_TYPE_VMO = 3;
+const ZX_OBJ_TYPE_JOB = 17;
 
 /**
- * The codec's handle check for Manager requests, with one exception: the backing VMO's kind is
- * checked by CreatePager itself, so that a wrong one closes only the new Pager channel (with
- * WRONG_TYPE) instead of the whole Manager connection.
+ * The codec's handle check for Manager requests, with two exceptions checked by the methods
+ * themselves, so that a wrong one gets the method's own answer instead of closing the whole
+ * Manager connection: the backing VMO (CreatePager closes the new Pager channel with WRONG_TYPE)
+ * and the container JOB (SuspendContainer answers SUSPEND_FAILURE, the one-way methods log it).
  */
 export function managerHandleCheck(h: Handle, objType: number, rights: number): number {
-  return objType === ZX_OBJ_TYPE_VMO ? ZX.OK : handleObjectCheck(h, objType, rights);
-}
-
-/** A wake watcher kept for a connection: its fd, and its socket's inode when it is a socket. */
-interface WakeWatcher {
-  handle: Handle;
-  inode: number;
+  return objType === ZX_OBJ_TYPE_VMO || objType === ZX_OBJ_TYPE_JOB ? ZX.OK : handleObjectCheck(h, objType, rights);
 }
 
 const WAKE_WATCHER_CHARGE: Charge = { wakeWatchers: 1, fds: 1 };
+const ENOENT = 2;
 
 /**
- * Who is on the other end of a socket handed to us: the inode of its peer (0 when it has none,
- * or -errno when the kernel cannot say). -1 when the handle is not a socket.
+ * Who is on the other end of a socket handed to us: its inode and its peer's (0 when it has none,
+ * or -errno when the kernel cannot say). Both -1 when the handle is not a socket.
  */
 function socketFacts(h: Handle): { inode: number; peer: number } {
   const inode = native.socketInode(h.fd) as number;
@@ -49,12 +45,17 @@ function socketFacts(h: Handle): { inode: number; peer: number } {
   return { inode, peer: native.unixPeerInode(inode) as number };
 }
 
-/** Inodes of the wake watchers every connection keeps (a watcher whose peer is one is refused). */
+/**
+ * Socket inodes of the wake watchers every connection keeps (the SuspendManager holds the fds). A
+ * new watcher whose peer is one of them (two ends of one eventpair sent back to us) would never
+ * hang up. An inode whose socket is gone (sock_diag: ENOENT) was dropped by the SuspendManager.
+ */
 const keptWatcherInodes = new Set<number>();
 
 export class ManagerConnection implements runner.ManagerHandler {
   private readonly pagers = new Set<PagerInstance>();
-  private readonly wakeWatchers: WakeWatcher[] = [];
+  /** Inodes of this connection's watchers, each charged WAKE_WATCHER_CHARGE to the budget. */
+  private readonly watcherInodes = new Set<number>();
   private readonly binding: fidl.ServerBinding;
 
   constructor(
@@ -62,42 +63,52 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly limits: ServerLimits,
     private readonly pagerOptions: PagerOptions,
     private readonly onPager: (p: PagerInstance) => void,
+    private readonly suspend: SuspendManager,
     private readonly account: Account,
     onClosed: () => void,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
       onClose: ({ status }) => {
-        for (const w of this.wakeWatchers.splice(0)) this.dropWatcher(w);
+        this.suspend.connectionClosed(this);
+        for (const inode of this.watcherInodes) this.forgetWatcher(inode);
         logger.info('manager connection closed', { channel: channel.name, epitaph: status === null ? 'none' : statusName(status), pagers: this.pagers.size });
         onClosed();
       },
     });
   }
 
-  private dropWatcher(w: WakeWatcher): void {
-    if (w.inode > 0) keptWatcherInodes.delete(w.inode);
-    w.handle.close();
+  private forgetWatcher(inode: number): void {
+    this.watcherInodes.delete(inode);
+    keptWatcherInodes.delete(inode);
     this.account.release(WAKE_WATCHER_CHARGE);
   }
 
-  /**
-   * Drops the wake watchers whose peer has hung up (an eventpair's other end closed: nobody is left
-   * to signal or be signalled), closing their fds. Run now and then by the service.
-   */
-  sweepWakeWatchers(): number {
-    let dropped = 0;
-    for (let i = this.wakeWatchers.length - 1; i >= 0; i--) {
-      const w = this.wakeWatchers[i];
-      if (w.inode <= 0) continue; // not a socket: no peer to watch
-      const peer = native.unixPeerInode(w.inode) as number;
-      if (peer !== 0 && peer !== -2 /* ENOENT */) continue;
-      this.wakeWatchers.splice(i, 1);
-      this.dropWatcher(w);
-      dropped++;
+  /** Gives back the charge of every watcher the SuspendManager has dropped (its socket is gone). */
+  private reconcileWatchers(): void {
+    for (const inode of [...this.watcherInodes]) {
+      if ((native.unixPeerInode(inode) as number) === -ENOENT) this.forgetWatcher(inode);
     }
+  }
+
+  /**
+   * Drops the wake watchers whose peer has hung up (an eventpair's other end closed: nobody is
+   * left to signal), closing their fds, and gives their charge back. Run now and then by the
+   * service: a datagram socket shows no hang-up to poll, so sock_diag is asked (no datagram is
+   * sent unless a peer is gone).
+   */
+  sweepWakeWatchers(): void {
+    let someGone = false;
+    for (const inode of this.watcherInodes) {
+      const peer = native.unixPeerInode(inode) as number;
+      if (peer === 0 || peer === -ENOENT) someGone = true;
+    }
+    if (!someGone) return;
+    this.suspend.pruneWatchers(this);
+    const before = this.watcherInodes.size;
+    this.reconcileWatchers();
+    const dropped = before - this.watcherInodes.size;
     if (dropped > 0) logger.info(`dropped ${dropped} wake watcher(s) whose peer hung up`, { channel: this.channel.name });
-    return dropped;
   }
 
   close(): void {
@@ -113,7 +124,7 @@ export class ManagerConnection implements runner.ManagerHandler {
     }
     let pagerChannel: Channel;
     try {
-      pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager` });
+      pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager`, tap: this.channel.tap?.derive(runner.PagerProtocol.name) });
     } catch (e) {
       backingVmo?.close();
       logger.error('CreatePager: the pager server_end is not a channel', { channel: this.channel.name, error: String(e) });
@@ -180,25 +191,20 @@ export class ManagerConnection implements runner.ManagerHandler {
     this.onPager(instance);
   }
 
-  suspendContainer(req: runner.ManagerSuspendContainerRequest): fidl.Result<runner.ManagerSuspendContainerResponse, runner.SuspendError> {
-    fidl.closeHandlesIn(req);
-    logger.warn('SuspendContainer is not supported on Linux: answered SUSPEND_FAILURE', { channel: this.channel.name });
-    return { ok: false, error: runner.SuspendError.SUSPEND_FAILURE };
+  suspendContainer(req: runner.ManagerSuspendContainerRequest): Promise<fidl.Result<runner.ManagerSuspendContainerResponse, runner.SuspendError>> {
+    return this.suspend.suspendContainer(req, this);
   }
 
   proxyWakeChannel(req: runner.ManagerProxyWakeChannelRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('ProxyWakeChannel is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+    this.suspend.proxyWakeChannel(req);
   }
 
   addWakeSource(req: runner.ManagerAddWakeSourceRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('AddWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+    this.suspend.addWakeSource(req, this);
   }
 
   removeWakeSource(req: runner.ManagerRemoveWakeSourceRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('RemoveWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name });
+    this.suspend.removeWakeSource(req);
   }
 
   registerWakeWatcher(req: runner.ManagerRegisterWakeWatcherRequest): void {
@@ -218,15 +224,19 @@ export class ManagerConnection implements runner.ManagerHandler {
       this.binding.closeWithEpitaph(ZX.INVALID_ARGS);
       return;
     }
-    if (inode > 0 && peer === 0) {
-      // Its peer is gone already: nothing could ever signal it. Taken and dropped at once.
-      req.watcher.close();
-      logger.info('RegisterWakeWatcher: the watcher\'s peer has hung up already; not kept', { channel: this.channel.name });
-      return;
+    const held = this.suspend.watcherCount(this);
+    let overBudget: string | null = null;
+    if (held >= this.limits.wakeWatchersPerConnection && this.suspend.pruneWatchers(this) >= this.limits.wakeWatchersPerConnection) {
+      overBudget = `this connection has ${held} watchers already`;
+    } else {
+      overBudget = this.account.charge(WAKE_WATCHER_CHARGE);
+      if (overBudget !== null) {
+        // Watchers dropped meanwhile (their peers gone) give their charge back first.
+        this.suspend.pruneWatchers(this);
+        this.reconcileWatchers();
+        overBudget = this.account.charge(WAKE_WATCHER_CHARGE);
+      }
     }
-    const overBudget = this.wakeWatchers.length >= this.limits.wakeWatchersPerConnection
-      ? `this connection has ${this.wakeWatchers.length} watchers already`
-      : this.account.charge(WAKE_WATCHER_CHARGE);
     if (overBudget !== null) {
       // Each one is an fd held for the connection's life: past the bound, the connection goes
       // (the method has no error to answer with), so that one client cannot fill our fd table.
@@ -238,10 +248,14 @@ export class ManagerConnection implements runner.ManagerHandler {
       this.binding.closeWithEpitaph(ZX.NO_RESOURCES);
       return;
     }
-    // Kept (until its peer hangs up or the connection closes) and never signalled: no container is
-    // ever suspended here.
-    this.wakeWatchers.push({ handle: req.watcher, inode });
-    if (inode > 0) keptWatcherInodes.add(inode);
-    logger.info('RegisterWakeWatcher: watcher kept; it will never be signalled on Linux', { channel: this.channel.name });
+    // AWAKE is raised on it at once, ASLEEP and AWAKE on every suspend and resume.
+    if (this.suspend.registerWatcher(req.watcher, this)) {
+      this.watcherInodes.add(inode);
+      keptWatcherInodes.add(inode);
+      logger.info('RegisterWakeWatcher: watcher kept', { channel: this.channel.name });
+    } else {
+      this.account.release(WAKE_WATCHER_CHARGE);
+      logger.info('RegisterWakeWatcher: watcher dropped (not an eventpair, or its peer is gone)', { channel: this.channel.name });
+    }
   }
 }

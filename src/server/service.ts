@@ -12,6 +12,7 @@ import '../fidl_linux';
 import { logger } from '../log';
 import { native } from '../native';
 import { PagerOptions } from '../pager/native_pager';
+import { FidlRecorder } from '../record/recorder';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { ZX } from '../zx_status';
@@ -20,6 +21,8 @@ import { DEFAULT_LIMITS, ServerLimits } from './limits';
 import { ManagerConnection } from './manager_server';
 import { MapperConnection, UffdRegistry } from './mapper_server';
 import { PagerInstance } from './pager_server';
+import { FrozenLedger } from './suspend/frozen_ledger';
+import { SuspendManager, SuspendOptions } from './suspend/suspend_manager';
 
 /** How often kept wake watchers are checked for a peer that hung up. */
 const WAKE_WATCHER_SWEEP_MS = 2000;
@@ -39,6 +42,16 @@ export interface PagerServiceOptions {
    * limit is raised to the hard one at start), vm.max_map_count and fs.inotify.max_user_instances.
    */
   budget?: Partial<BudgetLimits>;
+  /**
+   * SuspendContainer's settings. The ledger of frozen cgroups (`stateFile`) defaults to
+   * `<svcDir>/.frozen-cgroups.json`: one server per service directory, so the next server started
+   * there thaws what a killed one left frozen (see src/server/suspend/frozen_ledger.ts).
+   */
+  suspend?: SuspendOptions;
+  /** Record every FIDL message of every connection to this file (see src/record); off by default. */
+  recordFile?: string;
+  /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
+  recordMaxBytes?: number;
 }
 
 export interface ServiceStats {
@@ -62,6 +75,9 @@ export class PagerService {
   private readonly pagers = new Set<PagerInstance>();
   private readonly limits: ServerLimits;
   private readonly pagerOptions: PagerOptions;
+  readonly suspend: SuspendManager;
+  private readonly stateFile: string;
+  private recorder: FidlRecorder | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
@@ -73,6 +89,8 @@ export class PagerService {
     // Opens the sock_diag socket that wake-watcher checks use, now rather than at the first
     // RegisterWakeWatcher (a lookup of inode 0 finds nothing): it is one of the server's own fds.
     native.unixPeerInode(0);
+    this.stateFile = opts.suspend?.stateFile ?? path.join(opts.svcDir, '.frozen-cgroups.json');
+    this.suspend = new SuspendManager({ ...opts.suspend, stateFile: this.stateFile });
   }
 
   /** Binds both sockets in opts.svcDir (created 0700 when missing) and starts serving. */
@@ -80,6 +98,8 @@ export class PagerService {
     const service = new PagerService(opts);
     const listenOpts = { allowUids: opts.allowUids };
     try {
+      // A record file that cannot be written is refused now, before any client connects.
+      if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
       service.listeners.push(
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
@@ -88,6 +108,8 @@ export class PagerService {
       service.close();
       throw e;
     }
+    // The service directory is ours now (its flocks): thaw what a killed server left frozen.
+    service.recoverFrozen();
     service.sweepTimer = setInterval(() => {
       for (const m of service.managers) m.sweepWakeWatchers();
     }, WAKE_WATCHER_SWEEP_MS);
@@ -113,11 +135,23 @@ export class PagerService {
     return opened.account;
   }
 
+  private recoverFrozen(): void {
+    try {
+      const report = FrozenLedger.recover(this.stateFile);
+      for (const p of report.thawed) logger.warn(`thawed ${p}: a previous server froze it and did not thaw it`);
+      for (const s of report.skipped) logger.info(`frozen-cgroup ledger: ${s.path} left alone: ${s.why}`);
+      for (const f of report.failed) logger.error(`frozen-cgroup ledger: ${f.path} could not be thawed: ${f.why}`);
+    } catch (e) {
+      logger.error((e as Error).message);
+    }
+  }
+
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
     const account = this.openAccount(ch, peer);
     if (account === null) return;
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), account, () => {
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, account, () => {
       this.managers.delete(conn);
       this.budget.closeConnection(account);
     });
@@ -127,6 +161,7 @@ export class PagerService {
 
   private acceptMapper(ch: Channel, peer: PeerCredentials): void {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
     const account = this.openAccount(ch, peer);
     if (account === null) return;
     this.track(ch, new MapperConnection(ch, this.limits, account, this.uffds, () => this.budget.closeConnection(account)));
@@ -155,15 +190,17 @@ export class PagerService {
     return s;
   }
 
-  /** Stops listening, closes every connection and stops every pager. Idempotent. */
+  /** Stops listening, thaws every container it froze, closes every connection and stops every pager. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.suspend.close();
     for (const l of this.listeners) l.close();
     for (const c of [...this.connections]) c.close();
     for (const p of [...this.pagers]) p.stop();
     this.pagers.clear();
+    this.recorder?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
 }

@@ -89,6 +89,13 @@ describe('wake watchers', () => {
 
   test('a watcher whose peer hangs up is dropped and its fd closed, while its connection stays open', async () => {
     const { peer } = rawManager(server.svcDir);
+    // One watcher first, whose peer goes at once: whatever the server sets up once for watching
+    // eventpairs is then part of the baseline.
+    const [warmOurs, warmTheirs] = native.datagramPair() as [number, number];
+    registerWakeWatcher(peer, new Handle(warmTheirs));
+    expect((await peer.next()).type).toBe('message');
+    fs.closeSync(warmOurs);
+    await sleep(2500);
     const base = countersOf(server.pid); // the connection is open: only the watchers come and go
     const mine: Handle[] = [];
     for (let i = 0; i < 10; i++) {
