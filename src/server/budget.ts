@@ -95,7 +95,7 @@ export function defaultBudgetLimits(facts: SystemFacts): BudgetLimits {
     queuedBytes: 256 << 20,
     queuedHandles: Math.floor(usable * 0.25),
     uidShare: 0.5,
-    connectionShare: 0.125,
+    connectionShare: 0.25,
   };
 }
 

@@ -297,10 +297,10 @@ test('defaults: the server raises RLIMIT_NOFILE to its hard limit and logs the b
     expect(limits).toMatch(/Max open files\s+4096\s+4096/);
     await waitFor(() => server.stderr, (s) => s.includes(' budget '), 5000, 'the budget log line');
     const line = server.stderr.split('\n').find((l) => / info:? budget /.test(l))!;
-    // (4096 - 256) * 3/4 fds; a uid half of it, a connection an eighth.
+    // (4096 - 256) * 3/4 fds; a uid half of it, a connection a quarter.
     expect(line).toContain('fds=2880');
     expect(line).toContain('uidShare=0.5');
-    expect(line).toContain('connectionShare=0.125');
+    expect(line).toContain('connectionShare=0.25');
     await wellBehavedRead(server.svcDir, img);
   } finally {
     await server.stop();
