@@ -19,6 +19,8 @@ export interface ServerFlags {
   svcDir?: string;
   threads?: number;
   readahead?: 'fixed' | 'adaptive';
+  /** Write a Perfetto trace of the server (serve, or the embedded server of cat and map). */
+  traceFile?: string;
 }
 
 function openImage(image: string): Ext4Image {
@@ -69,6 +71,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
       allowUids: flags.allowUids,
       recordFile: flags.recordFile,
       recordMaxBytes: flags.recordMaxBytes,
+      traceFile: flags.traceFile,
     });
   } catch (e) {
     throw new CliError(`cannot serve in ${flags.svcDir}: ${(e as Error).message}`);
@@ -170,7 +173,7 @@ export async function cmdCat(image: string, p: string, flags: ServerFlags, out: 
     if (extents.length > MAX_EXTENTS) {
       throw new CliError(`${image}:${p}: ${extents.length} extents, more than the ${MAX_EXTENTS} RegisterFile takes`);
     }
-    session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+    session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead, traceFile: flags.traceFile });
     const pager = session.createPager(image, img.blockSize);
     try {
       await streamFile(pager, { name: p, inode: st.ino, size: st.size, extents }, out);
@@ -205,7 +208,7 @@ export async function cmdMap(
 ): Promise<number> {
   const extents = parseExtents(args.extents);
   if (!fs.existsSync(args.backing)) throw new CliError(`no such backing file: ${args.backing}`);
-  const session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+  const session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead, traceFile: flags.traceFile });
   try {
     const pager = session.createPager(args.backing, args.blockSize);
     try {

@@ -24,7 +24,8 @@ export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
   fidl decode --type LIB/Type    FIDL wire bytes on stdin -> JSON on stdout.
 
   cat and map use an embedded in-process server unless --svc-dir DIR names a running one.
-  Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --log-level error|warn|info|debug.
+  Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --log-level error|warn|info|debug,
+  --trace FILE (serve, and cat and map with the embedded server: a Perfetto trace of the server).
   Exit status: 0 success, 1 failure, 2 usage error.`;
 
 const SERVER_OPTIONS = {
@@ -32,6 +33,7 @@ const SERVER_OPTIONS = {
   threads: { type: 'string' },
   readahead: { type: 'string' },
   'log-level': { type: 'string' },
+  trace: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -63,6 +65,7 @@ function serverFlags(values: Record<string, unknown>): ServerFlags {
     svcDir: values['svc-dir'] as string | undefined,
     threads: intArg('threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    traceFile: values.trace as string | undefined,
   };
 }
 

@@ -4,13 +4,15 @@ import * as fs from 'fs';
 import { FileMapping, FileRegistration, PagerClientConnection, RemotePager } from '../client';
 import { EmbeddedService, PagerServiceOptions } from '../server/service';
 import { ServiceDirError } from '../transport/service_dir';
-import { CliError } from './errors';
+import { CliError, UsageError } from './errors';
 import { Progress } from './progress';
 
 /** Reads go through the mapping in chunks this large (each a few read-ahead windows). */
 const CHUNK = 4 * 1024 * 1024;
 
 export class PagerSession {
+  private signalHandlers: [NodeJS.Signals, (sig: NodeJS.Signals) => void][] = [];
+
   private constructor(
     readonly connection: PagerClientConnection,
     private readonly embedded: EmbeddedService | null,
@@ -18,8 +20,18 @@ export class PagerSession {
 
   static open(svcDir: string | undefined, serviceOptions: Omit<PagerServiceOptions, 'svcDir'> = {}): PagerSession {
     if (svcDir === undefined) {
-      const embedded = EmbeddedService.start(serviceOptions);
-      return new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded);
+      let embedded: EmbeddedService;
+      try {
+        embedded = EmbeddedService.start(serviceOptions);
+      } catch (e) {
+        throw new CliError(`cannot start the embedded server: ${(e as Error).message}`);
+      }
+      const session = new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded);
+      if (serviceOptions.traceFile !== undefined) session.closeOnSignal();
+      return session;
+    }
+    if (serviceOptions.traceFile !== undefined) {
+      throw new UsageError('--trace traces the embedded server; trace a running one with its own serve --trace');
     }
     try {
       return new PagerSession(PagerClientConnection.connect(svcDir), null);
@@ -40,7 +52,22 @@ export class PagerSession {
     return this.connection.createPager(fd, blockSize);
   }
 
+  /**
+   * SIGINT/SIGTERM close the session first (so that the trace is finished), then the signal is
+   * raised again with no handler left: the process dies of it, as it would have.
+   */
+  private closeOnSignal(): void {
+    const onSignal = (sig: NodeJS.Signals) => {
+      this.close();
+      process.kill(process.pid, sig);
+    };
+    this.signalHandlers = [['SIGINT', onSignal], ['SIGTERM', onSignal]];
+    for (const [sig, h] of this.signalHandlers) process.once(sig, h);
+  }
+
   close(): void {
+    for (const [sig, h] of this.signalHandlers) process.removeListener(sig, h);
+    this.signalHandlers = [];
     this.connection.close();
     this.embedded?.close();
   }
