@@ -15,6 +15,7 @@ import { handleInfo, handleObjectCheck } from '../transport/handle_info';
 import { Account, Charge, FDS_PER_PAGER } from './budget';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
+import type { ConnectionTrace } from '../trace/tracer';
 import { ZX, statusName } from '../zx_status';
 import { SuspendManager } from './suspend/suspend_manager';
 
@@ -66,6 +67,7 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly suspend: SuspendManager,
     private readonly account: Account,
     onClosed: () => void,
+    private readonly trace?: ConnectionTrace,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
@@ -116,6 +118,17 @@ export class ManagerConnection implements runner.ManagerHandler {
   }
 
   createPager(req: runner.ManagerCreatePagerRequest): void {
+    // Traced as a span whose status is the epitaph a refusal sent (OK when the pager started).
+    let outcome = statusName(ZX.OK);
+    const end = this.trace?.span('CreatePager');
+    try {
+      this.startPager(req, (status) => { outcome = statusName(status); });
+    } finally {
+      end?.(outcome);
+    }
+  }
+
+  private startPager(req: runner.ManagerCreatePagerRequest, refused: (status: number) => void): void {
     const { backingVmo, blockSize, pager } = req;
     if (pager === undefined) {
       backingVmo?.close();
@@ -131,6 +144,7 @@ export class ManagerConnection implements runner.ManagerHandler {
       return;
     }
     const refuse = (status: number, why: string): void => {
+      refused(status);
       backingVmo?.close();
       logger.warn(`CreatePager refused: ${why}`, { channel: pagerChannel.name, epitaph: statusName(status) });
       try {
@@ -186,6 +200,7 @@ export class ManagerConnection implements runner.ManagerHandler {
       },
       `${kind} block_size=${blockSize}`,
       this.account,
+      this.trace?.derive(pagerChannel.name),
     );
     this.pagers.add(instance);
     this.onPager(instance);

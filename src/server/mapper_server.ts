@@ -15,6 +15,7 @@ import { handleInfo } from '../transport/handle_info';
 import { Account, Charge } from './budget';
 import { ServerLimits } from './limits';
 import { ZX, statusName } from '../zx_status';
+import type { ConnectionTrace } from '../trace/tracer';
 
 const ATTACHMENT_CHARGE: Charge = { attachedUffds: 1, fds: 1 };
 
@@ -114,6 +115,7 @@ export class MapperConnection implements mapper.MapperHandler {
     private readonly account: Account,
     private readonly registry: UffdRegistry,
     onClosed: () => void,
+    private readonly trace?: ConnectionTrace,
   ) {
     this.binding = mapper.serveMapper(channel, this, {
       onClose: () => {
@@ -129,6 +131,18 @@ export class MapperConnection implements mapper.MapperHandler {
   }
 
   attachMapping(req: mapper.MapperAttachMappingRequest): fidl.Result<void, number> {
+    if (this.trace === undefined) return this.attach(req);
+    const end = this.trace.span('AttachMapping');
+    let result: fidl.Result<void, number> | undefined;
+    try {
+      result = this.attach(req);
+      return result;
+    } finally {
+      end(result === undefined ? 'threw' : result.ok ? statusName(ZX.OK) : statusName(result.error));
+    }
+  }
+
+  private attach(req: mapper.MapperAttachMappingRequest): fidl.Result<void, number> {
     const { vmo, uffd, address, length, offset } = req;
     const fail = (status: number, why: string): fidl.Result<void, number> => {
       fidl.closeHandlesIn(req);
@@ -179,6 +193,7 @@ export class MapperConnection implements mapper.MapperHandler {
       this.registry.add({ pager, id, fd, account: this.account });
       charged = false; // the registry gives the charge back when the attachment ends
       this.attachments.push({ pager, id });
+      this.trace?.tracer.mappingAttached(pager, id, this.trace.peer.pid);
       if (logger.isDebugEnabled()) logger.debug('mapping attached', { channel: this.channel.name, id, address: '0x' + address.toString(16), length: String(length) });
       return { ok: true, value: undefined };
     } catch (e) {

@@ -12,6 +12,7 @@ import { Handle } from '../transport/handle';
 import { Account, Charge, FDS_PER_FILE } from './budget';
 import { ServerLimits } from './limits';
 import { ZX, statusName } from '../zx_status';
+import type { ConnectionTrace } from '../trace/tracer';
 
 let nextPagerId = 1;
 /** The pager core's cap on a file's size: larger ones it refuses with INVALID_ARGS, uncharged. */
@@ -35,14 +36,17 @@ export class PagerInstance {
     private readonly onStopped: (p: PagerInstance) => void,
     readonly describe: string,
     private readonly account: Account,
+    private readonly trace?: ConnectionTrace,
   ) {
+    trace?.tracer.pagerCreated(this.id, nativePager, describe);
     nativePager.onFileForgotten((inode, name) => {
       this.liveFiles--;
       this.releaseFile(inode);
+      trace?.tracer.fileForgotten(this.id, inode, name);
       if (logger.isDebugEnabled()) logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
       this.maybeStop();
     });
-    this.binding = runner.servePager(channel, { registerFile: (req) => this.registerFile(req) }, {
+    this.binding = runner.servePager(channel, { registerFile: (req) => this.tracedRegisterFile(req) }, {
       onClose: ({ status }) => {
         this.channelOpen = false;
         logger.info('pager channel closed', { pager: this.id, channel: channel.name, epitaph: status === null ? 'none' : statusName(status) });
@@ -58,6 +62,18 @@ export class PagerInstance {
 
   stats() {
     return this.nativePager.stats();
+  }
+
+  private tracedRegisterFile(req: runner.PagerRegisterFileRequest): fidl.Result<runner.PagerRegisterFileResponse, number> {
+    if (this.trace === undefined) return this.registerFile(req);
+    const end = this.trace.span('RegisterFile');
+    let result: fidl.Result<runner.PagerRegisterFileResponse, number> | undefined;
+    try {
+      result = this.registerFile(req);
+      return result;
+    } finally {
+      end(result === undefined ? 'threw' : result.ok ? statusName(ZX.OK) : statusName(result.error));
+    }
   }
 
   /** Pager.RegisterFile: a read-only handle to the inode's memfd, paged in on demand. */
@@ -91,6 +107,7 @@ export class PagerInstance {
         if (created) this.fileCharges.set(inodeNum, charge);
         else this.account.release(charge);
       }
+      this.trace?.tracer.fileRegistered(this.id, { name, inode: inodeNum, size, extents: extents.length, created });
       if (logger.isDebugEnabled()) {
         logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
       }
@@ -124,6 +141,7 @@ export class PagerInstance {
     const s = this.nativePager.stats();
     this.nativePager.stop();
     for (const inode of [...this.fileCharges.keys()]) this.releaseFile(inode);
+    this.trace?.tracer.pagerStopped(this.id);
     logger.info('pager stopped', {
       pager: this.id,
       registrations: this.registrations,

@@ -13,6 +13,7 @@ import { logger } from '../log';
 import { native } from '../native';
 import { PagerOptions } from '../pager/native_pager';
 import { FidlRecorder } from '../record/recorder';
+import { ServiceTracer } from '../trace/tracer';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { ZX } from '../zx_status';
@@ -52,6 +53,8 @@ export interface PagerServiceOptions {
   recordFile?: string;
   /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
   recordMaxBytes?: number;
+  /** Write a Perfetto trace of the service to this file (see src/trace); off by default. */
+  traceFile?: string;
 }
 
 export interface ServiceStats {
@@ -78,6 +81,7 @@ export class PagerService {
   readonly suspend: SuspendManager;
   private readonly stateFile: string;
   private recorder: FidlRecorder | undefined;
+  private tracer: ServiceTracer | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
@@ -100,6 +104,10 @@ export class PagerService {
     try {
       // A record file that cannot be written is refused now, before any client connects.
       if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
+      if (opts.traceFile !== undefined) {
+        service.tracer = ServiceTracer.start(opts.traceFile);
+        service.pagerOptions.trace = true;
+      }
       service.listeners.push(
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
@@ -154,7 +162,7 @@ export class PagerService {
     const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, account, () => {
       this.managers.delete(conn);
       this.budget.closeConnection(account);
-    });
+    }, this.tracer?.connection(ch.name, peer));
     this.managers.add(conn);
     this.track(ch, conn);
   }
@@ -164,7 +172,7 @@ export class PagerService {
     ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
     const account = this.openAccount(ch, peer);
     if (account === null) return;
-    this.track(ch, new MapperConnection(ch, this.limits, account, this.uffds, () => this.budget.closeConnection(account)));
+    this.track(ch, new MapperConnection(ch, this.limits, account, this.uffds, () => this.budget.closeConnection(account), this.tracer?.connection(ch.name, peer)));
   }
 
   private track(ch: Channel, conn: { close(): void }): void {
@@ -201,6 +209,7 @@ export class PagerService {
     for (const p of [...this.pagers]) p.stop();
     this.pagers.clear();
     this.recorder?.close();
+    this.tracer?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
 }
