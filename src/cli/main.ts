@@ -75,6 +75,16 @@ ${SERVER_OPTION_HELP}`,
   --offset O, --length L write only [O, O+L) of the file
 ${SERVER_OPTION_HELP}`,
   },
+  codegen: {
+    synopsis: 'codegen FIDL_FILES... --out DIR [--runtime-import MODULE]',
+    summary: 'compile .fidl files to TypeScript bindings (one module per library)',
+    details: `The generated modules import the FIDL runtime from MODULE, by default 'starnix-pager/fidl'
+(this package's public runtime), so they work in any project that depends on starnix-pager.
+  --out DIR              where to write DIR/<library_name>.ts
+  --runtime-import M     the module to import the runtime from (default starnix-pager/fidl)
+  --ir                   the inputs are fidlc's JSON IR, not .fidl sources
+Include fidl/zx.fidl from this package when a library uses zx.`,
+  },
   fidl: {
     synopsis: 'fidl encode|decode --type LIB/Type',
     summary: 'JSON on stdin -> FIDL wire bytes on stdout, and back',
@@ -319,6 +329,8 @@ async function run(argv: string[]): Promise<number> {
         method: values.method as string | undefined,
       }, process.stdout);
     }
+    case 'codegen':
+      return runCodegenCommand(rest);
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);
       const code = runCodecCommand(rest, stdin, { stdout: process.stdout, stderr: process.stderr });
@@ -327,6 +339,17 @@ async function run(argv: string[]): Promise<number> {
     default:
       throw new Error(`command ${command} has no case`);
   }
+}
+
+/** The FIDL compiler (codegen/cli.ts), its messages in this CLI's one-line form. */
+async function runCodegenCommand(args: string[]): Promise<number> {
+  const { runCodegen } = await import('../../codegen/cli');
+  let errors = '';
+  const code = runCodegen(args, { stdout: process.stdout, stderr: { write: (s: string) => (errors += s) } });
+  const lines = errors.split('\n').filter((l) => l !== '' && !/^\s*(usage: |starnix-pager codegen )/.test(l));
+  if (code === 2) throw usage('codegen', lines[0] ?? 'needs FIDL_FILES... and --out DIR');
+  for (const l of lines) process.stderr.write(`starnix-pager: codegen: ${l}\n`);
+  return code;
 }
 
 function readStdin(): Buffer {
