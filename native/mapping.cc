@@ -3,7 +3,9 @@
 //   new Mapping(fileFd, size) -> { address: bigint, length: bigint, userModeOnly: boolean, how: string }
 //   uffdForPager() -> fd (a dup; the mapping keeps its own)
 //   watchPager(socketFd)      (a dup is watched: hang-up => every missing page is poisoned)
-//   read(offset, length) -> Buffer ; readAsync(offset, length) -> Promise<Buffer> ; close()
+//   read(offset, length) -> Buffer ; readAsync(offset, length) -> Promise<Buffer>
+//   readInto(target, offset) -> n ; readIntoAsync(target, offset) -> Promise<n>
+//   writeTo(fd, offset, length) -> Promise<bytes written> ; close()
 //
 // The mapping is MAP_PRIVATE and read-only: UFFDIO_REGISTER refuses a shared mapping of a
 // read-only description (no VM_MAYWRITE, EPERM). The pager puts pages into the memfd's page
@@ -116,6 +118,34 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
   return true;
 }
 
+// Reads one byte of every page of [src, src+len), front to back, so that every page is in before
+// the kernel copies the range (write(2) from the mapping): the faults are taken here, in user mode,
+// where any uffd serves them and a poisoned page raises SIGBUS that the guard turns into an error.
+// A kernel-side fault would need a full (not user-mode-only) uffd, and would report a poisoned page
+// only as EFAULT with no address. Returns false and the faulting address on SIGBUS.
+bool GuardedTouch(const uint8_t* src, size_t len, uintptr_t* fault_addr) {
+  Guard guard;
+  guard.lo = reinterpret_cast<uintptr_t>(src);
+  guard.hi = guard.lo + len;
+  guard.fault_addr = 0;
+  if (sigsetjmp(guard.jmp, 1) != 0) {
+    tls_guard = nullptr;
+    *fault_addr = guard.fault_addr;
+    return false;
+  }
+  tls_guard = &guard;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  const uint64_t page = uffd::PageSize();
+  uint8_t sink = 0;
+  for (uintptr_t a = guard.lo; a < guard.hi; a = (a | (page - 1)) + 1) {
+    sink ^= *reinterpret_cast<const volatile uint8_t*>(a);
+  }
+  (void)sink;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tls_guard = nullptr;
+  return true;
+}
+
 // ---- the mapping --------------------------------------------------------------------------
 
 struct Watcher;
@@ -221,24 +251,21 @@ std::pair<const char*, std::string> ReadFailure(const MappingState& s, uintptr_t
   return {"EIO", "I/O error: the pager could not read the page at offset " + std::to_string(offset)};
 }
 
+// Copies a range of the mapping into a buffer on a libuv worker. The buffer is made (readAsync) or
+// given (readIntoAsync) on the JS thread and held by a reference until the promise settles, so the
+// worker copies once, straight into the memory the caller gets: no staging allocation, no second copy.
 class ReadWorker : public Napi::AsyncWorker {
  public:
-  ReadWorker(Napi::Env env, std::shared_ptr<MappingState> state, uint64_t offset, size_t length)
-      : Napi::AsyncWorker(env), state_(std::move(state)), offset_(offset), length_(length),
+  ReadWorker(Napi::Env env, std::shared_ptr<MappingState> state, uint64_t offset, Napi::Uint8Array target,
+             bool resolve_with_count)
+      : Napi::AsyncWorker(env), state_(std::move(state)), offset_(offset), length_(target.ElementLength()),
+        dst_(target.Data()), target_(Napi::Persistent(target)), count_(resolve_with_count),
         deferred_(Napi::Promise::Deferred::New(env)) {}
-  ~ReadWorker() override { free(data_); }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    data_ = static_cast<uint8_t*>(malloc(length_ > 0 ? length_ : 1));
-    if (data_ == nullptr) {
-      failed_ = true;
-      code_ = "ENOMEM";
-      message_ = "out of memory";
-      return;
-    }
     uintptr_t fault = 0;
-    if (!GuardedCopy(data_, state_->addr + offset_, length_, &fault)) {
+    if (!GuardedCopy(dst_, state_->addr + offset_, length_, &fault)) {
       auto f = ReadFailure(*state_, fault);
       failed_ = true;
       code_ = f.first;
@@ -253,7 +280,11 @@ class ReadWorker : public Napi::AsyncWorker {
       deferred_.Reject(error.Value());
       return;
     }
-    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, data_, length_));
+    if (count_) {
+      deferred_.Resolve(Napi::Number::New(env, static_cast<double>(length_)));
+    } else {
+      deferred_.Resolve(target_.Value());
+    }
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
@@ -261,9 +292,111 @@ class ReadWorker : public Napi::AsyncWorker {
   std::shared_ptr<MappingState> state_;
   uint64_t offset_;
   size_t length_;
+  uint8_t* dst_;
+  Napi::Reference<Napi::Uint8Array> target_;
+  bool count_;
   Napi::Promise::Deferred deferred_;
-  uint8_t* data_ = nullptr;
   bool failed_ = false;
+  const char* code_ = "";
+  std::string message_;
+};
+
+// Writes a range of the mapping to an fd with write(2) from the mapped pages, on a libuv worker:
+// no buffer, no copy in user space. Each piece is touched first (GuardedTouch): the faults happen
+// in user mode (so a user-mode-only uffd serves them too), a page the pager failed is reported
+// with its offset, and every page is paged in even for an output that never reads its input
+// (/dev/null). A non-blocking fd (a pipe Node set O_NONBLOCK) is waited on with poll.
+class WriteWorker : public Napi::AsyncWorker {
+ public:
+  // Touched, then written, this much at a time: the pager fills the next read-ahead windows
+  // while this piece is being written.
+  static constexpr size_t kPiece = 4 << 20;
+
+  WriteWorker(Napi::Env env, std::shared_ptr<MappingState> state, int fd, uint64_t offset, size_t length)
+      : Napi::AsyncWorker(env), state_(std::move(state)), fd_(fd), offset_(offset), length_(length),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    const uint8_t* base = state_->addr + offset_;
+    size_t done = 0;
+    while (done < length_) {
+      size_t n = std::min(kPiece, length_ - done);
+      uintptr_t fault = 0;
+      if (!GuardedTouch(base + done, n, &fault)) {
+        auto f = ReadFailure(*state_, fault);
+        Fail(f.first, f.second, false);
+        break;
+      }
+      size_t put = 0;
+      while (put < n) {
+        ssize_t w = write(fd_, base + done + put, n - put);
+        if (w > 0) {
+          put += static_cast<size_t>(w);
+          written_ += static_cast<uint64_t>(w);
+          continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {
+          struct pollfd p = {fd_, POLLOUT, 0};
+          if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            Fail("EIO", ErrnoText("poll(output)", errno), true);
+            return;
+          }
+          continue;
+        }
+        int err = w == 0 ? EIO : errno;
+        Fail(ErrnoName(err), ErrnoText("write(output)", err), true);
+        return;
+      }
+      done += n;
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      Napi::Error error = Napi::Error::New(env, message_);
+      error.Set("code", Napi::String::New(env, code_));
+      // Set for a failure of the output (EPIPE: the reader went away), absent for a page the
+      // pager could not supply (EIO) or a dead pager (EPIPE without syscall).
+      if (output_failed_) error.Set("syscall", Napi::String::New(env, "write"));
+      error.Set("bytesWritten", Napi::Number::New(env, static_cast<double>(written_)));
+      deferred_.Reject(error.Value());
+      return;
+    }
+    deferred_.Resolve(Napi::Number::New(env, static_cast<double>(written_)));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  void Fail(const char* code, std::string message, bool output) {
+    failed_ = true;
+    code_ = code;
+    message_ = std::move(message);
+    output_failed_ = output;
+  }
+  static const char* ErrnoName(int err) {
+    switch (err) {
+      case EPIPE: return "EPIPE";
+      case ENOSPC: return "ENOSPC";
+      case EBADF: return "EBADF";
+      case EFAULT: return "EFAULT";
+      case EINVAL: return "EINVAL";
+      case EDQUOT: return "EDQUOT";
+      case EFBIG: return "EFBIG";
+      case ECONNRESET: return "ECONNRESET";
+      default: return "EIO";
+    }
+  }
+
+  std::shared_ptr<MappingState> state_;
+  int fd_;
+  uint64_t offset_;
+  size_t length_;
+  Napi::Promise::Deferred deferred_;
+  uint64_t written_ = 0;
+  bool failed_ = false;
+  bool output_failed_ = false;
   const char* code_ = "";
   std::string message_;
 };
@@ -277,6 +410,8 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
                         InstanceMethod("read", &MappingObject::Read),
                         InstanceMethod("readAsync", &MappingObject::ReadAsync),
                         InstanceMethod("readInto", &MappingObject::ReadInto),
+                        InstanceMethod("readIntoAsync", &MappingObject::ReadIntoAsync),
+                        InstanceMethod("writeTo", &MappingObject::WriteTo),
                         InstanceMethod("close", &MappingObject::Close)});
   }
 
@@ -455,7 +590,50 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     uint64_t offset;
     size_t length;
     if (!Range(info, &offset, &length)) return env.Undefined();
-    ReadWorker* worker = new ReadWorker(env, state_, offset, length);
+    // Made here (uninitialized; the worker fills every byte) and resolved as is.
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, length);
+    ReadWorker* worker = new ReadWorker(env, state_, offset, out, /*resolve_with_count=*/false);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  // readIntoAsync(target: Uint8Array, offset) -> Promise<target.length>: readInto on a libuv worker.
+  // The caller must leave target alone until the promise settles.
+  Napi::Value ReadIntoAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t offset;
+    if (info.Length() < 2 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], &offset)) {
+      ThrowCode(env, "EINVAL", "readIntoAsync(target: Uint8Array, offset)");
+      return env.Undefined();
+    }
+    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
+    if (offset > state_->length || target.ElementLength() > state_->length - offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return env.Undefined();
+    }
+    ReadWorker* worker = new ReadWorker(env, state_, offset, target, /*resolve_with_count=*/true);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+
+  // writeTo(fd, offset, length) -> Promise<bytes written>: see WriteWorker. fd stays the caller's.
+  Napi::Value WriteTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Live(env)) return env.Undefined();
+    uint64_t fd, offset, len;
+    if (info.Length() < 3 || !U64Arg(info[0], &fd) || fd > INT32_MAX || !U64Arg(info[1], &offset) || !U64Arg(info[2], &len)) {
+      ThrowCode(env, "EINVAL", "writeTo(fd, offset, length)");
+      return env.Undefined();
+    }
+    if (offset > state_->length || len > state_->length - offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return env.Undefined();
+    }
+    WriteWorker* worker = new WriteWorker(env, state_, static_cast<int>(fd), offset, static_cast<size_t>(len));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

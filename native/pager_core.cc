@@ -793,7 +793,7 @@ bool Pager::OwnsFile(dev_t dev, ino_t ino) {
   return false;
 }
 
-bool Pager::MaybeForgetLocked(const std::shared_ptr<PagedFile>& file,
+bool Pager::MaybeForgetLocked(std::shared_ptr<PagedFile> file,
                               std::vector<std::pair<uint32_t, std::string>>* forgotten) {
   // Every handle holds LOCK_SH on its description: LOCK_EX succeeds only when none is left.
   if (flock(file->memfd, LOCK_EX | LOCK_NB) != 0) {

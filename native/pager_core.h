@@ -172,7 +172,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   uint64_t LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
   // True when the file was forgotten (no handle or mapping holds it any more).
-  bool MaybeForgetLocked(const std::shared_ptr<PagedFile>& file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
+  // Takes the file by value: it erases the file's node from files_, so a reference into files_
+  // (the caller's f->second) would dangle for the rest of the call (a heap use-after-free).
+  bool MaybeForgetLocked(std::shared_ptr<PagedFile> file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
   void DetachLocked(uint64_t id);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);

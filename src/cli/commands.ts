@@ -54,7 +54,7 @@ function explain(e: unknown, what: string): never {
   throw new CliError(`${what}: ${(e as Error).message}`);
 }
 
-export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): Promise<number> {
+export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; recordFile?: string; recordMaxBytes?: number }): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
   // Each pager needs a uffd of its own (for its mappings of the files' memfds): say so now, not at
   // the first CreatePager, when this process cannot have one.
@@ -62,7 +62,14 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[] }): P
   if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; every CreatePager will fail (NOT_SUPPORTED) until it can\n`);
   let service: PagerService;
   try {
-    service = PagerService.start({ svcDir: flags.svcDir, threads: flags.threads, readahead: flags.readahead, allowUids: flags.allowUids });
+    service = PagerService.start({
+      svcDir: flags.svcDir,
+      threads: flags.threads,
+      readahead: flags.readahead,
+      allowUids: flags.allowUids,
+      recordFile: flags.recordFile,
+      recordMaxBytes: flags.recordMaxBytes,
+    });
   } catch (e) {
     throw new CliError(`cannot serve in ${flags.svcDir}: ${(e as Error).message}`);
   }

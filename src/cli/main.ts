@@ -5,12 +5,16 @@ import { parseArgs } from 'util';
 import { runCodecCommand } from '../fidl/codec_cli';
 import { setLogLevel } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
+import { cmdInspect } from './inspect_command';
 import { CliError, UsageError } from './errors';
 
 export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
 
   serve --svc-dir DIR [--log-level L] [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]...
         Serve fuchsia.starnix.runner.Manager (and starnix.pager.Mapper) in DIR until SIGINT/SIGTERM.
+        [--record FILE [--record-max-bytes N]]  record every FIDL message to FILE (MessagePack).
+  inspect FILE [--json] [--connection N] [--method NAME]
+        Print the FIDL conversation recorded in FILE, decoded.
   ls IMAGE [PATH]            List a directory of an ext4 image (default /).
   stat IMAGE PATH [--json]   Inode, type, size and extents of PATH.
   cat IMAGE PATH             Write PATH's bytes to stdout, paged in through the pager.
@@ -80,10 +84,17 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     case 'serve': {
-      const { values, positionals } = parse(rest, { ...SERVER_OPTIONS, 'allow-uid': { type: 'string', multiple: true } });
+      const { values, positionals } = parse(rest, {
+        ...SERVER_OPTIONS,
+        'allow-uid': { type: 'string', multiple: true },
+        record: { type: 'string' },
+        'record-max-bytes': { type: 'string' },
+      });
       if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
       const allow = (values['allow-uid'] as string[] | undefined)?.map((u) => intArg('allow-uid', u, 0, 0xffffffff) as number);
-      return cmdServe({ ...serverFlags(values), allowUids: allow });
+      const recordMaxBytes = intArg('record-max-bytes', values['record-max-bytes'] as string | undefined, 1024, Number.MAX_SAFE_INTEGER);
+      if (recordMaxBytes !== undefined && values.record === undefined) throw new UsageError('--record-max-bytes needs --record FILE');
+      return cmdServe({ ...serverFlags(values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes });
     }
     case 'ls': {
       const { values, positionals } = parse(rest, SERVER_OPTIONS);
@@ -132,6 +143,20 @@ async function run(argv: string[]): Promise<number> {
         flags,
         process.stdout,
       );
+    }
+    case 'inspect': {
+      const { values, positionals } = parse(rest, {
+        json: { type: 'boolean' },
+        connection: { type: 'string' },
+        method: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      });
+      if (positionals.length !== 1) throw new UsageError('inspect FILE [--json] [--connection N] [--method NAME]');
+      return cmdInspect(positionals[0], {
+        json: Boolean(values.json),
+        connection: intArg('connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
+        method: values.method as string | undefined,
+      }, process.stdout);
     }
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);

@@ -9,6 +9,8 @@ import { Progress } from './progress';
 
 /** Reads go through the mapping in chunks this large (each a few read-ahead windows). */
 const CHUNK = 4 * 1024 * 1024;
+/** Written straight from the mapping this much per call (the progress bar moves per call). */
+const WRITE_CHUNK = 64 * 1024 * 1024;
 
 export class PagerSession {
   private constructor(
@@ -57,9 +59,19 @@ export async function writeAll(out: NodeJS.WritableStream, buf: Uint8Array): Pro
   });
 }
 
+/** The reader of the output went away (a closed pipe): the command stops quietly, as `cat` does. */
+function isClosedOutput(e: unknown): boolean {
+  const err = e as NodeJS.ErrnoException;
+  return err?.code === 'EPIPE' && err.syscall === 'write';
+}
+
 /**
  * Registers the file with `pager`, maps it and streams [offset, offset+length) of it to `out`.
- * Every byte comes through the mapping, so through the pager's page faults.
+ * Every byte comes through the mapping, so through the pager's page faults. An output with a file
+ * descriptor (stdout: a file, a pipe, /dev/null) is written with write(2) straight from the mapping
+ * (FileMapping.writeTo: no buffer, no copy here: what `cat` and `map` do with stdout). Any other
+ * stream gets a new buffer per chunk (readAsync), since a stream may keep what it was given. If the
+ * output is a pipe whose reader went away, streaming stops quietly. Returns the bytes written.
  */
 export async function streamFile(
   pager: RemotePager,
@@ -75,18 +87,46 @@ export async function streamFile(
     const end = range.length === undefined ? reg.size : start + range.length > reg.size ? reg.size : start + range.length;
     if (start > reg.size) throw new CliError(`offset ${start} is past the end of the file (${reg.size} bytes)`);
     const progress = new Progress(Number(end - start), reg.name);
-    for (let at = start; at < end; ) {
-      const n = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK));
-      let buf: Buffer;
-      try {
-        buf = await mapping.readAsync(at, n);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new CliError(`read of ${reg.name} failed at bytes ${at}..${at + BigInt(n)}: ${code ?? ''} ${(e as Error).message}`.trim());
+    const fd = (out as { fd?: unknown }).fd;
+    const failed = (at: bigint, n: number, e: unknown): CliError => {
+      const code = (e as NodeJS.ErrnoException).code;
+      return new CliError(`read of ${reg.name} failed at bytes ${at}..${at + BigInt(n)}: ${code ?? ''} ${(e as Error).message}`.trim());
+    };
+    let at = start;
+    try {
+      if (typeof fd === 'number') {
+        for (; at < end; ) {
+          const n = Number(end - at < BigInt(WRITE_CHUNK) ? end - at : BigInt(WRITE_CHUNK));
+          try {
+            await mapping.writeTo(fd, at, n);
+          } catch (e) {
+            if (isClosedOutput(e)) throw e;
+            const written = (e as { bytesWritten?: number }).bytesWritten ?? 0;
+            if ((e as NodeJS.ErrnoException).syscall === 'write') throw new CliError(`writing the output: ${(e as Error).message}`);
+            throw failed(at + BigInt(written), Math.min(n - written, 4096), e);
+          }
+          progress.advance(n);
+          at += BigInt(n);
+        }
+      } else {
+        // A stream may keep what it is given past its write callback (a PassThrough hands the same
+        // buffer on), so here each chunk is a new buffer: no reuse on this path.
+        for (; at < end; ) {
+          const n = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK));
+          let buf: Buffer;
+          try {
+            buf = await mapping.readAsync(at, n);
+          } catch (e) {
+            throw failed(at, n, e);
+          }
+          await writeAll(out, buf);
+          progress.advance(n);
+          at += BigInt(n);
+        }
       }
-      await writeAll(out, buf);
-      progress.advance(n);
-      at += BigInt(n);
+    } catch (e) {
+      if (isClosedOutput(e)) return at - start;
+      throw e;
     }
     progress.finish();
     return end - start;

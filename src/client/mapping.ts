@@ -48,6 +48,8 @@ export class FileMapping {
       read: () => Buffer.alloc(0),
       readAsync: () => Promise.resolve(Buffer.alloc(0)),
       readInto: () => 0,
+      readIntoAsync: () => Promise.resolve(0),
+      writeTo: () => Promise.resolve(0),
       uffdForPager: () => {
         throw new Error('an empty file has no mapping to hand to the pager');
       },
@@ -81,11 +83,43 @@ export class FileMapping {
     return this.live().readInto(target, offset);
   }
 
-  /** The same as read() on a libuv worker thread, leaving the JS thread free while pages come in. */
+  /** The same as read() on a libuv worker thread, leaving the JS thread free while pages come in.
+   *  The new buffer is filled in place (one copy, no staging buffer); for large sequential reads
+   *  readIntoAsync() into buffers you reuse, or writeTo() an fd, is faster still: every new buffer
+   *  is fresh memory, which costs about as much to fault in as the page the pager supplies. */
   readAsync(offset: bigint | number, length: number): Promise<Buffer> {
     try {
       this.check(offset, length);
       return this.live().readAsync(offset, length);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** readInto() on a libuv worker thread: copies target.length bytes from offset into target and
+   *  resolves to target.length. Leave target alone until the promise settles. */
+  readIntoAsync(target: Uint8Array, offset: bigint | number): Promise<number> {
+    try {
+      this.check(offset, target.length);
+      return this.live().readIntoAsync(target, offset);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Writes [offset, offset+length) to the file descriptor fd with write(2) straight from the
+   * mapping, on a libuv worker thread: no buffer and no copy in this process. Each 4 MiB is paged
+   * in (touched, in user mode) before it is written, so it works with a user-mode-only uffd too,
+   * and every byte is paged in even when fd is /dev/null. Resolves to the bytes written. A page
+   * the pager could not read rejects with code 'EIO' ('EPIPE' if the pager is gone); a failure of
+   * the output itself rejects with its errno code and `syscall: 'write'` (e.g. 'EPIPE' when the
+   * reader of a pipe went away). Either error carries `bytesWritten`.
+   */
+  writeTo(fd: number, offset: bigint | number, length: bigint | number): Promise<number> {
+    try {
+      this.check(offset, Number(length));
+      return this.live().writeTo(fd, offset, length);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -22,7 +22,7 @@ const LIBRARIES: Record<string, Readonly<Record<string, FidlType>>> = {
 const USAGE = 'usage: starnix-pager fidl encode|decode --type LIB/Type  (e.g. fuchsia.starnix.runner/PagerRegisterFileRequest)';
 
 /** A stand-in for a handle that is only a number: closing it closes nothing. */
-class HandleStandIn extends Handle {
+export class HandleStandIn extends Handle {
   constructor(readonly id: number) {
     super(id);
   }

@@ -63,7 +63,7 @@ export class ManagerConnection implements runner.ManagerHandler {
     }
     let pagerChannel: Channel;
     try {
-      pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager` });
+      pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager`, tap: this.channel.tap?.derive(runner.PagerProtocol.name) });
     } catch (e) {
       backingVmo?.close();
       logger.error('CreatePager: the pager server_end is not a channel', { channel: this.channel.name, error: String(e) });

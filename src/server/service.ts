@@ -10,6 +10,7 @@ import * as mapper from '../gen/starnix_pager';
 import '../fidl_linux';
 import { logger } from '../log';
 import { PagerOptions } from '../pager/native_pager';
+import { FidlRecorder } from '../record/recorder';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { DEFAULT_LIMITS, ServerLimits } from './limits';
@@ -26,6 +27,10 @@ export interface PagerServiceOptions {
   /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
   allowUids?: number[];
   limits?: Partial<ServerLimits>;
+  /** Record every FIDL message of every connection to this file (see src/record); off by default. */
+  recordFile?: string;
+  /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
+  recordMaxBytes?: number;
 }
 
 export interface ServiceStats {
@@ -45,6 +50,7 @@ export class PagerService {
   private readonly pagers = new Set<PagerInstance>();
   private readonly limits: ServerLimits;
   private readonly pagerOptions: PagerOptions;
+  private recorder: FidlRecorder | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
@@ -58,6 +64,8 @@ export class PagerService {
     const service = new PagerService(opts);
     const listenOpts = { allowUids: opts.allowUids };
     try {
+      // A record file that cannot be written is refused now, before any client connects.
+      if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
       service.listeners.push(
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
@@ -72,12 +80,14 @@ export class PagerService {
 
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
     const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p));
     this.track(ch, conn);
   }
 
   private acceptMapper(ch: Channel, peer: PeerCredentials): void {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
     this.track(ch, new MapperConnection(ch, this.limits));
   }
 
@@ -112,6 +122,7 @@ export class PagerService {
     for (const c of [...this.connections]) c.close();
     for (const p of [...this.pagers]) p.stop();
     this.pagers.clear();
+    this.recorder?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
 }

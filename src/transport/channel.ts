@@ -30,6 +30,19 @@ export interface ChannelOptions {
   maxQueuedBytes?: number;
   /** Handles (fds) that may wait in the write queue; each is one of our fds until sent. */
   maxQueuedHandles?: number;
+  /** Sees every message sent or received (a recorder, see src/record); none by default. */
+  tap?: ChannelTap;
+}
+
+/**
+ * An observer of a channel's traffic (the FIDL recorder). It is called before a sent message's
+ * handles move and before a received one is delivered, with the fds still open, and must not
+ * throw or keep the fds.
+ */
+export interface ChannelTap {
+  message(direction: 'in' | 'out', bytes: Uint8Array, fds: readonly number[]): void;
+  /** The tap for a channel that came through this one (same peer), speaking `protocol`. */
+  derive(protocol: string): ChannelTap;
 }
 
 /** Default cap on the write queue: a slow reader cannot make us hold more than this. */
@@ -73,6 +86,8 @@ interface NativeChannel {
  */
 export class Channel extends EventEmitter {
   readonly name: string;
+  /** The observer of this channel's traffic, if any (see ChannelOptions.tap); set it before start(). */
+  tap: ChannelTap | undefined;
   private readonly nativeChannel: NativeChannel;
   private readonly onNativeEventBound: (kind: number, a: unknown, b: unknown) => void;
   private isClosed = false;
@@ -82,6 +97,7 @@ export class Channel extends EventEmitter {
   private constructor(fd: number, opts: ChannelOptions) {
     super();
     this.name = opts.name ?? defaultName();
+    this.tap = opts.tap;
     const maxQueued = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     const maxQueuedHandles = opts.maxQueuedHandles ?? DEFAULT_MAX_QUEUED_HANDLES;
     // The native side holds this function weakly while idle: keep it alive as long as we are.
@@ -149,6 +165,7 @@ export class Channel extends EventEmitter {
       for (const h of handles) if (h instanceof Handle) h.close();
       throw problem;
     }
+    if (this.tap !== undefined) this.tap.message('out', bytes, handles.map((h) => h.fd));
     const fds = handles.length === 0 ? undefined : handles.map((h) => h.take());
     const result = this.nativeChannel.send(bytes, fds);
     if (result >= 0 && result !== SEND_QUEUE_OVERFLOW) return;
@@ -268,6 +285,7 @@ export class Channel extends EventEmitter {
         if (!this.isClosed) this.noteDropped(fds?.length ?? 0);
         continue;
       }
+      if (this.tap !== undefined) this.tap.message('in', bytes, fds ?? []);
       this.emit('message', bytes, fds ? fds.map((fd) => new Handle(fd)) : [], batched);
     }
   }

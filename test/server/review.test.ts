@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import { PagerClientConnection } from '../../src/client';
 import { EmbeddedService } from '../../src/server/service';
 import { createMemfd } from '../../src/transport/memfd';
+import { createEventPair } from '../../src/transport/stand_ins';
 import { ZX } from '../../src/zx_status';
 
 jest.setTimeout(10000);
@@ -69,16 +70,23 @@ test('a client that sends RegisterFile calls and never reads the replies cannot 
   }
 });
 
+/** One end of an eventpair (a watcher); the other end is closed at once, as it is not needed here. */
+function eventPairEnd() {
+  const [end, peer] = createEventPair();
+  peer.close();
+  return end;
+}
+
 test('a client that registers wake watchers without end cannot make the server hold thousands of fds', async () => {
   // Each watcher is kept for the connection's life (it is never signalled on Linux): without a
   // bound, one client could fill the server's fd table (RLIMIT_NOFILE) with them.
   const svc = EmbeddedService.start();
   const client = PagerClientConnection.connect(svc.svcDir);
   try {
-    await client.managerClient.registerWakeWatcher({ watcher: createMemfd('first') }); // a few are kept, and answered
+    await client.managerClient.registerWakeWatcher({ watcher: eventPairEnd() }); // a few are kept, and answered
     const before = openFdCount();
     const calls: Promise<void>[] = [];
-    for (let i = 0; i < 3000; i++) calls.push(client.managerClient.registerWakeWatcher({ watcher: createMemfd(`w${i}`) }));
+    for (let i = 0; i < 3000; i++) calls.push(client.managerClient.registerWakeWatcher({ watcher: eventPairEnd() }));
     const settled = await Promise.allSettled(calls);
     await new Promise((r) => setTimeout(r, 20));
     expect(openFdCount() - before).toBeLessThan(500);
