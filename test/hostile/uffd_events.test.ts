@@ -10,6 +10,7 @@ import * as path from 'path';
 import { PagerClientConnection } from '../../src/client';
 import * as fidl from '../../src/fidl';
 import { MapperMethods } from '../../src/gen/starnix_pager';
+import { native } from '../../src/native';
 import { Handle } from '../../src/transport/handle';
 import { buildCHelper } from '../support/c_helper';
 import { ServerProcess, TestImage, buildImage, expectFdsBack, removeImage, sleep, waitFor, wellBehavedRead } from './support';
@@ -62,9 +63,10 @@ function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** An AttachMapping request for [address, address+length) from `offset`, handles [vmo, uffd]. */
-function attachRequestHex(address: bigint, length: bigint, offset: bigint): string {
-  const placeholders = [new Handle(fs.openSync('/dev/null', 'r')), new Handle(fs.openSync('/dev/null', 'r'))];
+/** An AttachMapping request for [address, address+length) from `offset`, handles [vmo, uffd]
+ *  (the encoder checks handle kinds: a dup of the file's handle and any fd stand in). */
+function attachRequestHex(vmoFd: number, address: bigint, length: bigint, offset: bigint): string {
+  const placeholders = [new Handle(native.dupFd(vmoFd) as number), new Handle(fs.openSync('/dev/null', 'r'))];
   try {
     const msg = fidl.encodeMessage({ txid: 7, ordinal: MapperMethods.AttachMapping.ordinal, flexible: true }, MapperMethods.AttachMapping.payload, {
       vmo: placeholders[0],
@@ -103,7 +105,7 @@ async function runClient(opts: { features: number; actions: string[]; fileIndex?
   const mapOffset = opts.mapOffset ?? 0;
   const length = BigInt(opts.length ?? Math.ceil((Number(f.size) - mapOffset) / PAGE) * PAGE);
   const address = 0x5a0000000000n + BigInt(nextSlot++) * (1n << 32n);
-  const hex = attachRequestHex(address, length, BigInt(opts.declaredOffset ?? mapOffset));
+  const hex = attachRequestHex(file.handle.fd, address, length, BigInt(opts.declaredOffset ?? mapOffset));
   const child = spawn(client, [path.join(svcDir, 'starnix.pager.Mapper'), '0x' + address.toString(16), String(length), String(mapOffset), String(opts.features), hex, ...opts.actions], {
     stdio: ['ignore', 'pipe', 'pipe', file.handle.fd],
   });
