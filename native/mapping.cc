@@ -25,17 +25,21 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "exports.h"
+#include "mapping_registry.h"
 #include "napi_args.h"
 #include "uffd.h"
 
@@ -227,7 +231,23 @@ struct Watcher {
   }
 };
 
+// The live mappings of this process, for MarkPagerGone. A state is in it from the moment its
+// uffd exists until its destructor starts; the set is never destroyed (pager threads may look at
+// it while the process exits).
+std::mutex& RegistryMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::set<MappingState*>& Registry() {
+  static std::set<MappingState*>* states = new std::set<MappingState*>;
+  return *states;
+}
+
 MappingState::~MappingState() {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Registry().erase(this);
+  }
   watcher.reset();                            // joins the watcher thread, which uses the range
   if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
   if (uffd >= 0) close(uffd);
@@ -418,11 +438,17 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   explicit MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingObject>(info) {
     Napi::Env env = info.Env();
     uint64_t size;
-    if (info.Length() < 2 || !info[0].IsNumber() || !U64Arg(info[1], &size)) {
+    int file_fd;
+    // Not Int32Value(): it wraps 2**32 + n to n, another open fd.
+    if (info.Length() < 1 || !FdArg(info[0], &file_fd)) {
+      Napi::TypeError::New(env, "Mapping(fileFd, size): fileFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (info.Length() < 2 || !U64Arg(info[1], &size)) {
       ThrowCode(env, "EINVAL", "Mapping(fileFd, size)");
       return;
     }
-    int file_fd = info[0].As<Napi::Number>().Int32Value();
     const uint64_t page = uffd::PageSize();
     if (size == 0 || size > (uint64_t{1} << 47)) {
       ThrowCode(env, "EINVAL", "a mapping needs a size of 1 byte to 128 TiB (an empty file needs no mapping)");
@@ -445,6 +471,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return;
     }
     state->uffd = created.fd;
+    {
+      std::lock_guard<std::mutex> lock(RegistryMutex());
+      Registry().insert(state.get());
+    }
     uint64_t features = 0;
     int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON, &features);
     if (err != 0) {
@@ -516,8 +546,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   Napi::Value WatchPager(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      ThrowCode(env, "EINVAL", "watchPager(socketFd)");
+    int sock_fd;
+    if (info.Length() < 1 || !FdArg(info[0], &sock_fd)) {
+      Napi::TypeError::New(env, "watchPager(socketFd): socketFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (state_->watcher) {
@@ -526,7 +558,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     }
     auto w = std::make_unique<Watcher>();
     w->state = state_.get();
-    w->sock = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+    w->sock = fcntl(sock_fd, F_DUPFD_CLOEXEC, 3);
     w->wake = eventfd(0, EFD_CLOEXEC);
     if (w->sock < 0 || w->wake < 0) {
       ThrowCode(env, "EBADF", ErrnoText("dup(socket)/eventfd", errno));
@@ -648,6 +680,14 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
 };
 
 }  // namespace
+
+void MarkPagerGone(int uffd_fd) {
+  const pid_t self = getpid();
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (MappingState* state : Registry()) {
+    if (state->uffd >= 0 && syscall(SYS_kcmp, self, self, KCMP_FILE, state->uffd, uffd_fd) == 0) state->pager_gone = true;
+  }
+}
 
 // probeUserfaultfd(): null when this process can create a uffd the way the pager and the
 // mappings do, else one line saying why not (for the server's start-up message).

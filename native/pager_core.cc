@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <set>
 
+#include "mapping_registry.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -54,6 +55,7 @@ constexpr size_t kPresentFaultsTracked = 256;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
+uint64_t RoundUp(uint64_t v, uint64_t a) { return RoundDown(v + a - 1, a); }
 
 std::string Errno(const char* what, int err) {
   return std::string(what) + ": " + strerror(err);
@@ -750,6 +752,50 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   return Status::Ok();
 }
 
+bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what) {
+  int err = uffd::Poison(uffd, start, len);
+  // ENOMEM (page tables) may pass on a later try; EAGAIN is retried inside Poison already.
+  for (int attempt = 0; err == ENOMEM && attempt < 20; attempt++) {
+    usleep(1000);
+    err = uffd::Poison(uffd, start, len);
+  }
+  if (err == 0) return true;
+  if (err == ENOENT || err == ESRCH) {
+    // The range is unmapped or its address space is gone: no reader is left to wait.
+    Log(LogLevel::kDebug, Errno("UFFDIO_POISON", err) + " failing " + what + " (the reader is gone)");
+    return true;
+  }
+  Log(LogLevel::kError, Errno("UFFDIO_POISON", err) + " failing " + what + " at 0x" + std::to_string(start) +
+                            ": its reader may wait until its mapping is closed");
+  return false;
+}
+
+void Pager::FailMissingPages(const Attachment& att) {
+  const PagedFile& f = *att.file;
+  if (f.memfd < 0) return;
+  const uint64_t page = uffd::PageSize();
+  const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
+  uint64_t pos = att.offset;
+  while (pos < end) {
+    // Missing pages are the holes of the memfd; a hole that starts inside a present page is the
+    // end of file of the last page, which stays readable.
+    off_t hole = lseek(f.memfd, static_cast<off_t>(pos), SEEK_HOLE);
+    if (hole < 0) {
+      Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno) + " (file " + f.name + "): its readers may wait");
+      return;
+    }
+    uint64_t start = RoundUp(static_cast<uint64_t>(hole), page);
+    if (start >= end) return;
+    off_t data = lseek(f.memfd, static_cast<off_t>(start), SEEK_DATA);
+    uint64_t stop = data < 0 ? end : std::min(end, RoundDown(static_cast<uint64_t>(data), page));
+    if (stop <= start) stop = start + page;
+    if (!FailPages(att.uffd, att.address + (start - att.offset), stop - start, "the missing pages of " + f.name + " at stop")) {
+      failures_++;
+    }
+    pos = stop;
+  }
+}
+
 void Pager::DetachLocked(uint64_t id) {
   auto it = attachments_.find(id);
   if (it == attachments_.end()) return;
@@ -956,12 +1002,12 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   if (fault_page < att->address || fault_page - att->address >= att->length) {
     failures_++;
     Log(LogLevel::kError, "fault at 0x" + std::to_string(address) + " outside the attached mapping: failing it");
-    uffd::Poison(att->uffd, fault_page, page);
+    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping");
     return;
   }
   if (att->inconsistent) {
     failures_++;
-    uffd::Poison(att->uffd, fault_page, page);
+    FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping");
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
@@ -1039,7 +1085,7 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     failures_++;
     Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
                               "that are present: it does not map the file at the offset it declared; failing its faults");
-    uffd::Poison(att->uffd, fault_page, page);
+    FailPages(att->uffd, fault_page, page, "a page that keeps faulting while present");
     return;
   }
   if (present) {
@@ -1237,7 +1283,7 @@ void Pager::Stop() {
   for (auto& job : jobs) {
     for (auto& w : job.claim->waiters) {
       failures_++;
-      uffd::Poison(w.first->uffd, w.second, uffd::PageSize());
+      FailPages(w.first->uffd, w.second, uffd::PageSize(), "a fault waiting on read-ahead at stop");
     }
     // The claim stays in its file's list and each waiter holds its attachment, which holds the
     // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
@@ -1256,6 +1302,10 @@ void Pager::Stop() {
   for (auto& entry : attachments) {
     FailQueued(*entry.second);
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
+    // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
+    // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
+    MarkPagerGone(entry.second->uffd);
+    FailMissingPages(*entry.second);
   }
   // The uffds close, and the memfds close and unmap, as soon as no thread still uses them (a
   // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.
@@ -1276,7 +1326,7 @@ void Pager::FailQueued(Attachment& att) {
         continue;
       }
       failures_++;
-      uffd::Poison(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page);
+      FailPages(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault of a mapping no longer served");
     }
   }
 }

@@ -11,6 +11,7 @@ import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import { EmbeddedService } from '../../src/server/service';
 import { ZX } from '../../src/zx_status';
 import { Channel } from '../../src/transport/channel';
+import { EventPair, ZX_USER_SIGNAL_0 } from '../../src/transport/eventpair';
 import { connectService } from '../../src/transport/service_dir';
 import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';
@@ -155,16 +156,18 @@ describe('RegisterFile refusals are zx.Status errors; the pager keeps serving', 
   });
 });
 
-describe('the other Manager methods have defined answers on Linux', () => {
-  test('SuspendContainer: error SUSPEND_FAILURE', async () => {
+describe('the other Manager methods have defined answers on Linux (the cgroup cases: suspend.test.ts)', () => {
+  test('SuspendContainer without a container job: error SUSPEND_FAILURE', async () => {
     const r = await client.managerClient.suspendContainer({ suspendDebounceDuration: 10n });
     expect(r).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
   });
 
-  test('RegisterWakeWatcher: success (the watcher is kept, never signalled)', async () => {
-    const [a, b] = createEventPair();
+  test('RegisterWakeWatcher: success, and AWAKE (USER_0) is raised on the watcher at once', async () => {
+    const [a, b] = EventPair.createHandles();
     await expect(client.managerClient.registerWakeWatcher({ watcher: b })).resolves.toBeUndefined();
-    a.close();
+    const mine = EventPair.fromHandle(a);
+    await expect(mine.waitFor(ZX_USER_SIGNAL_0, 5000)).resolves.toBe(ZX_USER_SIGNAL_0);
+    mine.close();
   });
 
   test('RegisterWakeWatcher with a channel end where an eventpair is declared: refused before it is sent, handle closed', async () => {
