@@ -14,8 +14,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { IrRoot, compileLibraries, irFromJson } from './ir';
 import { generateTypeScript } from './backend';
+import { Targets, parseTarget } from './frontend/availability';
 
-const USAGE = 'usage: starnix-pager codegen FIDL_FILES... --out DIR [--runtime-import MODULE]\n       starnix-pager codegen --ir IR_FILES.json... --out DIR [--runtime-import MODULE]';
+const USAGE =
+  'usage: starnix-pager codegen FIDL_FILES... --out DIR [--runtime-import MODULE] [--available PLATFORM:VERSION]...\n' +
+  '       starnix-pager codegen --ir IR_FILES.json... --out DIR [--runtime-import MODULE]';
 
 /** The module generated code imports its runtime from, unless --runtime-import says otherwise. */
 export const DEFAULT_RUNTIME_IMPORT = 'starnix-pager/fidl';
@@ -31,6 +34,8 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
   let runtimeImport = DEFAULT_RUNTIME_IMPORT;
   let irMode = false;
   const inputs: string[] = [];
+  // --available fuchsia:HEAD (as fidlc): the version each platform is compiled at; default HEAD.
+  const targets: Targets = new Map();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') {
@@ -45,6 +50,14 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
         return 2;
       }
       runtimeImport = argv[++i];
+    } else if (a === '--available') {
+      try {
+        const [platform, version] = parseTarget(argv[++i] ?? '');
+        targets.set(platform, version);
+      } catch (e) {
+        io.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+        return 2;
+      }
     } else if (a === '--ir') {
       irMode = true;
     } else if (a === '-h' || a === '--help') {
@@ -63,7 +76,7 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
   }
   let roots: IrRoot[];
   try {
-    roots = irMode ? inputs.map((f) => irFromJson(fs.readFileSync(f, 'utf8'))) : compileLibraries(inputs);
+    roots = irMode ? inputs.map((f) => irFromJson(fs.readFileSync(f, 'utf8'))) : compileLibraries(inputs, { targets });
   } catch (e) {
     io.stderr.write(`${(e as Error).message}\n`);
     return 1;

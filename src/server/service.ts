@@ -11,6 +11,7 @@ import '../fidl_linux';
 import { logger } from '../log';
 import { PagerOptions } from '../pager/native_pager';
 import { FidlRecorder } from '../record/recorder';
+import { ServiceTracer } from '../trace/tracer';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { DEFAULT_LIMITS, ServerLimits } from './limits';
@@ -46,6 +47,8 @@ export interface PagerServiceOptions {
    * holds up its exit.
    */
   holdsProcess?: boolean;
+  /** Write a Perfetto trace of the service to this file (see src/trace); off by default. */
+  traceFile?: string;
 }
 
 export interface ServiceStats {
@@ -69,6 +72,7 @@ export class PagerService {
   private readonly stateFile: string;
   private recorder: FidlRecorder | undefined;
   private readonly holdsProcess: boolean;
+  private tracer: ServiceTracer | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
@@ -87,6 +91,10 @@ export class PagerService {
     try {
       // A record file that cannot be written is refused now, before any client connects.
       if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
+      if (opts.traceFile !== undefined) {
+        service.tracer = ServiceTracer.start(opts.traceFile);
+        service.pagerOptions.trace = true;
+      }
       service.listeners.push(
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
@@ -117,7 +125,7 @@ export class PagerService {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     if (!this.holdsProcess) ch.unref(); // and so the pagers opened over it (ManagerConnection)
     ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend);
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, this.tracer?.connection(ch.name, peer));
     this.track(ch, conn);
   }
 
@@ -125,7 +133,7 @@ export class PagerService {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     if (!this.holdsProcess) ch.unref();
     ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
-    this.track(ch, new MapperConnection(ch, this.limits));
+    this.track(ch, new MapperConnection(ch, this.limits, this.tracer?.connection(ch.name, peer)));
   }
 
   private track(ch: Channel, conn: { close(): void }): void {
@@ -161,6 +169,7 @@ export class PagerService {
     for (const p of [...this.pagers]) p.stop();
     this.pagers.clear();
     this.recorder?.close();
+    this.tracer?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
 
