@@ -19,6 +19,7 @@ export interface ServerFlags {
   svcDir?: string;
   threads?: number;
   readahead?: 'fixed' | 'adaptive';
+  hugePages?: 'auto' | 'always' | 'never';
 }
 
 function openImage(image: string): Ext4Image {
@@ -66,6 +67,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
       svcDir: flags.svcDir,
       threads: flags.threads,
       readahead: flags.readahead,
+      hugePages: flags.hugePages,
       allowUids: flags.allowUids,
       recordFile: flags.recordFile,
       recordMaxBytes: flags.recordMaxBytes,
@@ -76,7 +78,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
   process.stderr.write(`starnix-pager: serving in ${flags.svcDir} (pid ${process.pid}); SIGINT or SIGTERM to stop\n`);
   const report = setInterval(() => {
     const s = service.stats();
-    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures });
+    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures, hugeFiles: s.hugeFiles, hugeFallbacks: s.hugeFallbacks });
   }, 10_000);
   report.unref();
   await new Promise<void>((resolve) => {
@@ -170,7 +172,7 @@ export async function cmdCat(image: string, p: string, flags: ServerFlags, out: 
     if (extents.length > MAX_EXTENTS) {
       throw new CliError(`${image}:${p}: ${extents.length} extents, more than the ${MAX_EXTENTS} RegisterFile takes`);
     }
-    session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+    session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead, hugePages: flags.hugePages });
     const pager = session.createPager(image, img.blockSize);
     try {
       await streamFile(pager, { name: p, inode: st.ino, size: st.size, extents }, out);
@@ -205,7 +207,7 @@ export async function cmdMap(
 ): Promise<number> {
   const extents = parseExtents(args.extents);
   if (!fs.existsSync(args.backing)) throw new CliError(`no such backing file: ${args.backing}`);
-  const session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+  const session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead, hugePages: flags.hugePages });
   try {
     const pager = session.createPager(args.backing, args.blockSize);
     try {

@@ -10,7 +10,7 @@ import { CliError, UsageError } from './errors';
 
 export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
 
-  serve --svc-dir DIR [--log-level L] [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]...
+  serve --svc-dir DIR [--log-level L] [--threads N] [--readahead fixed|adaptive] [--huge-pages auto|always|never] [--allow-uid UID]...
         Serve fuchsia.starnix.runner.Manager (and starnix.pager.Mapper) in DIR until SIGINT/SIGTERM.
         [--record FILE [--record-max-bytes N]]  record every FIDL message to FILE (MessagePack).
   inspect FILE [--json] [--connection N] [--method NAME]
@@ -24,13 +24,15 @@ export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
   fidl decode --type LIB/Type    FIDL wire bytes on stdin -> JSON on stdout.
 
   cat and map use an embedded in-process server unless --svc-dir DIR names a running one.
-  Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --log-level error|warn|info|debug.
+  Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --huge-pages auto|always|never
+  (2 MiB hugetlb pages for files of 64 MiB and more; default auto), --log-level error|warn|info|debug.
   Exit status: 0 success, 1 failure, 2 usage error.`;
 
 const SERVER_OPTIONS = {
   'svc-dir': { type: 'string' },
   threads: { type: 'string' },
   readahead: { type: 'string' },
+  'huge-pages': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -54,6 +56,10 @@ function serverFlags(values: Record<string, unknown>): ServerFlags {
   if (readahead !== undefined && readahead !== 'fixed' && readahead !== 'adaptive') {
     throw new UsageError('--readahead is fixed or adaptive');
   }
+  const hugePages = values['huge-pages'] as string | undefined;
+  if (hugePages !== undefined && !['auto', 'always', 'never'].includes(hugePages)) {
+    throw new UsageError('--huge-pages is auto, always or never');
+  }
   const level = values['log-level'] as string | undefined;
   if (level !== undefined) {
     if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError('--log-level is error, warn, info or debug');
@@ -63,6 +69,7 @@ function serverFlags(values: Record<string, unknown>): ServerFlags {
     svcDir: values['svc-dir'] as string | undefined,
     threads: intArg('threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    hugePages: hugePages as ServerFlags['hugePages'],
   };
 }
 

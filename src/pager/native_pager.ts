@@ -29,6 +29,12 @@ export interface PagerOptions {
   /** posix_fadvise(DONTNEED) on the backing after copying (as the seed). Default true;
    *  never applied to a memfd backing (that would discard the data). */
   dropCache?: boolean;
+  /** 2 MiB hugetlb pages for a file: 'never' (default of this class), 'auto' (files of at least
+   *  hugeThreshold bytes, when the pool has room; else 4 KiB pages), 'always' (registration fails
+   *  with NO_RESOURCES when the pool lacks the file's pages). The service defaults to 'auto'. */
+  hugePages?: 'never' | 'auto' | 'always';
+  /** 'auto' only: the smallest file that gets huge pages, in bytes. Default 64 MiB. */
+  hugeThreshold?: number;
 }
 
 /** Blocks [logicalStart, logicalEnd) of the file, stored from physicalBlock on. */
@@ -45,6 +51,10 @@ export interface PagerStats {
   bytesZeroed: bigint;
   failures: number;
   attachments: number;
+  /** Files registered now that have 2 MiB huge pages. */
+  hugeFiles: number;
+  /** Registrations that wanted huge pages and got 4 KiB ones (the pool was short). */
+  hugeFallbacks: number;
 }
 
 type ForgottenCallback = (inode: number, name: string) => void;
