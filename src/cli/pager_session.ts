@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import { FileMapping, FileRegistration, PagerClientConnection, RemotePager } from '../client';
 import { EmbeddedService, PagerServiceOptions } from '../server/service';
 import { ServiceDirError } from '../transport/service_dir';
+import { logger } from '../log';
 import { CliError } from './errors';
 import { Progress } from './progress';
 
@@ -83,6 +84,7 @@ export async function streamFile(
   let mapping: FileMapping | null = null;
   try {
     mapping = await file.map();
+    logger.info('mapped', { file: reg.name, pages: mapping.pageSize === 4096 ? '4 KiB' : `${mapping.pageSize >> 20} MiB huge pages` });
     const start = range.offset ?? 0n;
     const end = range.length === undefined ? reg.size : start + range.length > reg.size ? reg.size : start + range.length;
     if (start > reg.size) throw new CliError(`offset ${start} is past the end of the file (${reg.size} bytes)`);

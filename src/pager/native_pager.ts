@@ -37,6 +37,29 @@ export interface PagerOptions {
   hugeThreshold?: number;
 }
 
+/** 'auto' gives huge pages to files of at least this many bytes (native/pager_core.h; why: README, "Huge pages"). */
+export const DEFAULT_HUGE_THRESHOLD = 64 * 1024 * 1024;
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
+
+/**
+ * The pages a file of `size` bytes gets from a pager with hugePages 'auto' right now: huge when it
+ * is at least the threshold and the pool has its pages free and unreserved (/proc/meminfo).
+ */
+export function pagesUnderAuto(size: bigint, threshold = DEFAULT_HUGE_THRESHOLD): { kind: 'huge' | '4k'; why: string } {
+  if (size < BigInt(threshold)) return { kind: '4k', why: `smaller than the ${threshold >> 20} MiB threshold` };
+  const need = Number((size + BigInt(HUGE_PAGE_SIZE) - 1n) / BigInt(HUGE_PAGE_SIZE));
+  let free = 0;
+  try {
+    const text = fs.readFileSync('/proc/meminfo', 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    free = get('HugePages_Free') - get('HugePages_Rsvd');
+  } catch {
+    free = 0;
+  }
+  if (free >= need) return { kind: 'huge', why: `${need} huge pages needed, ${free} free in the pool` };
+  return { kind: '4k', why: `${need} huge pages needed, only ${free} free in the pool (vm.nr_hugepages)` };
+}
+
 /** Blocks [logicalStart, logicalEnd) of the file, stored from physicalBlock on. */
 export interface Extent {
   logicalStart: number;

@@ -4,7 +4,7 @@
 // pages back to the pool when the last holder goes, no writes, one shared copy, EPIPE when the
 // pager is gone, and 'auto' / 'always' / 'never'. The suite grows vm.nr_hugepages itself (root)
 // and puts the old value back; without root or pages it is skipped with the reason.
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -17,9 +17,9 @@ const HUGE = 2 << 20;
 const POOL_PAGES = 40;
 
 function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
+  const b = Buffer.alloc(n + 3);
   for (let i = 0; i < n; i += 4) b.writeUInt32LE(Math.imul(i + seed, 2654435761) >>> 0, i);
-  return b;
+  return b.subarray(0, n);
 }
 
 // Decided at load time: the reason is in the skipped suite's name.
@@ -251,5 +251,51 @@ describeHuge(suiteName, () => {
       pager.stop();
       fs.closeSync(backing);
     }
+  });
+});
+
+describeHuge(`${suiteName}: the CLI`, () => {
+  let held: HugePool;
+  let tmp: string;
+  beforeAll(() => {
+    const p = growPool(POOL_PAGES);
+    if (typeof p === 'string') throw new Error(`the huge page pool could not be grown: ${p}`);
+    held = p;
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'huge-cli-'));
+  });
+  afterAll(() => {
+    held?.restore();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('cat --huge-pages always: the bytes, on 2 MiB pages; never: 4 KiB; a bad mode is a usage error', () => {
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(src);
+    const content = pattern(5 * HUGE + 999, 21);
+    fs.writeFileSync(path.join(src, 'f.bin'), content);
+    const image = path.join(tmp, 'img');
+    execFileSync('mkfs.ext4', ['-q', '-F', '-d', src, image, '24M']);
+    const CLI = path.join(__dirname, '..', '..', 'bin', 'starnix-pager');
+    const run = (mode: string) => {
+      const out = path.join(tmp, `out-${mode}`);
+      const fd = fs.openSync(out, 'w');
+      try {
+        const r = spawnSync(CLI, ['cat', '--huge-pages', mode, '--log-level', 'info', image, '/f.bin'], { stdio: ['ignore', fd, 'pipe'] });
+        return { status: r.status as number, stderr: String(r.stderr), bytes: fs.readFileSync(out) };
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const always = run('always');
+    expect(always.status).toBe(0);
+    expect(always.bytes.equals(content)).toBe(true);
+    expect(always.stderr).toMatch(/mapped.*pages=2 MiB huge pages/);
+    const never = run('never');
+    expect(never.status).toBe(0);
+    expect(never.bytes.equals(content)).toBe(true);
+    expect(never.stderr).toMatch(/mapped.*pages=4 KiB/);
+    const bad = run('sometimes');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--huge-pages is auto, always or never/);
   });
 });
