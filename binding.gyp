@@ -10,7 +10,8 @@
         "native/transport_service.cc",
         "native/pager.cc",
         "native/mapping.cc",
-        "native/pager_core.cc"
+        "native/pager_core.cc",
+        "native/fd_watch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

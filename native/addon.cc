@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   starnix::InitMemfd(env, exports);
   starnix::InitPager(env, exports);
   starnix::InitMapping(env, exports);
+  starnix::InitFdWatch(env, exports);
   return exports;
 }
 

@@ -197,13 +197,21 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     if (info.Length() > 1 && info[1].IsArray()) {
       Napi::Array array = info[1].As<Napi::Array>();
       fds.reserve(array.Length());
+      bool all_fds = true;
       for (uint32_t i = 0; i < array.Length(); i++) {
-        Napi::Value v = array.Get(i);
-        if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 0) {
-          CloseAll(fds);
-          return Napi::Number::New(env, ZX_ERR_BAD_HANDLE);
+        // Not Int32Value(): it wraps 2**32 + n to n, and the send would then close fd n.
+        int fd;
+        if (starnix::FdArg(array.Get(i), &fd)) {
+          fds.push_back(fd);
+        } else {
+          all_fds = false;
         }
-        fds.push_back(v.As<Napi::Number>().Int32Value());
+      }
+      if (!all_fds) {
+        // The fds are consumed whatever happens: close the valid ones, never a guessed one.
+        CloseAll(fds);
+        ThrowType(env, "send: every handle must be a file descriptor (an integer from 0 to 2147483647)");
+        return env.Undefined();
       }
     }
     if (info.Length() < 1 || !info[0].IsTypedArray()) {

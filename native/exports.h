@@ -15,5 +15,7 @@ void InitMemfd(Napi::Env env, Napi::Object exports);
 void InitPager(Napi::Env env, Napi::Object exports);
 // mapping.cc: the client side, mapping a file and registering its uffd.
 void InitMapping(Napi::Env env, Napi::Object exports);
+// fd_watch.cc: readiness of any fd; datagram socket pairs (EVENTPAIR) and eventfds (EVENT, COUNTER).
+void InitFdWatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace starnix

@@ -461,11 +461,17 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   explicit MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappingObject>(info) {
     Napi::Env env = info.Env();
     uint64_t size;
-    if (info.Length() < 2 || !info[0].IsNumber() || !U64Arg(info[1], &size)) {
+    int file_fd;
+    // Not Int32Value(): it wraps 2**32 + n to n, another open fd.
+    if (info.Length() < 1 || !FdArg(info[0], &file_fd)) {
+      Napi::TypeError::New(env, "Mapping(fileFd, size): fileFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    if (info.Length() < 2 || !U64Arg(info[1], &size)) {
       ThrowCode(env, "EINVAL", "Mapping(fileFd, size)");
       return;
     }
-    int file_fd = info[0].As<Napi::Number>().Int32Value();
     const uint64_t page = uffd::PageSize();
     if (size == 0 || size > (uint64_t{1} << 47)) {
       ThrowCode(env, "EINVAL", "a mapping needs a size of 1 byte to 128 TiB (an empty file needs no mapping)");
@@ -569,8 +575,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
   Napi::Value WatchPager(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
-    if (info.Length() < 1 || !info[0].IsNumber()) {
-      ThrowCode(env, "EINVAL", "watchPager(socketFd)");
+    int sock_fd;
+    if (info.Length() < 1 || !FdArg(info[0], &sock_fd)) {
+      Napi::TypeError::New(env, "watchPager(socketFd): socketFd must be a file descriptor (an integer from 0 to 2147483647)")
+          .ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (state_->watcher) {
@@ -579,7 +587,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     }
     auto w = std::make_unique<Watcher>();
     w->state = state_.get();
-    w->sock = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+    w->sock = fcntl(sock_fd, F_DUPFD_CLOEXEC, 3);
     w->wake = eventfd(0, EFD_CLOEXEC);
     if (w->sock < 0 || w->wake < 0) {
       ThrowCode(env, "EBADF", ErrnoText("dup(socket)/eventfd", errno));

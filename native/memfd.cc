@@ -77,11 +77,13 @@ Napi::Value AddSeals(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   if (fd < 0) return env.Undefined();
-  if (info.Length() < 2 || !info[1].IsNumber()) {
+  uint64_t seals_arg;
+  // Checked, not Int32Value(): that would wrap 2**32 + s to s.
+  if (info.Length() < 2 || !U64Arg(info[1], &seals_arg) || seals_arg > INT32_MAX) {
     ThrowType(env, "addSeals(fd, seals: number)");
     return env.Undefined();
   }
-  int seals = info[1].As<Napi::Number>().Int32Value();
+  int seals = static_cast<int>(seals_arg);
   if (fcntl(fd, F_ADD_SEALS, seals) < 0) {
     ThrowErrno(env, "fcntl", errno, "F_ADD_SEALS " + std::to_string(seals) + ", fd " + std::to_string(fd));
     return env.Undefined();

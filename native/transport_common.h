@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "napi_args.h"
 #include "zx_status.h"
 
 namespace starnix {
@@ -43,15 +44,12 @@ inline void ThrowType(Napi::Env env, const std::string& message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
 }
 
-// Reads an fd argument: a non-negative integer. Throws and returns -1 otherwise.
+// Reads an fd argument: a whole Number in [0, INT_MAX] (starnix::FdArg). Anything else throws a
+// TypeError and returns -1: Int32Value() would wrap 2**32 + n to n, an unrelated open fd.
 inline int FdArg(const Napi::CallbackInfo& info, size_t index) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    ThrowType(info.Env(), "argument " + std::to_string(index) + " must be a file descriptor (number)");
-    return -1;
-  }
-  int fd = info[index].As<Napi::Number>().Int32Value();
-  if (fd < 0) {
-    ThrowType(info.Env(), "not a file descriptor: " + std::to_string(fd));
+  int fd = -1;
+  if (info.Length() <= index || !starnix::FdArg(info[index], &fd)) {
+    ThrowType(info.Env(), "argument " + std::to_string(index) + " must be a file descriptor (an integer from 0 to 2147483647)");
     return -1;
   }
   return fd;

@@ -16,6 +16,7 @@ constexpr int ZX_ERR_OUT_OF_RANGE = -14;
 constexpr int ZX_ERR_BAD_STATE = -20;
 constexpr int ZX_ERR_PEER_CLOSED = -24;
 constexpr int ZX_ERR_NOT_FOUND = -25;
+constexpr int ZX_ERR_ACCESS_DENIED = -30;
 constexpr int ZX_ERR_IO = -40;
 
 }  // namespace starnix

@@ -15,6 +15,7 @@ export { ZX, statusName } from './zx_status';
 export { Ext4Image, Ext4Error } from './ext4';
 export { Channel, ChannelError } from './transport/channel';
 export { Handle } from './transport/handle';
+export { createEventPair, createSocketPair, createEventFd } from './transport/stand_ins';
 export { connectService, listenService } from './transport/service_dir';
 export * as fidl from './fidl';
 export * as runner from './gen/fuchsia_starnix_runner';

@@ -11,7 +11,13 @@ import {
 import { EPITAPH_ORDINAL, decodeEpitaph, decodeHeader, decodeMessageBody, encodeMessage } from './message';
 import { MethodDesc, ProtocolDesc, closeHandlesIn, usesResultUnion } from './protocol';
 
-export interface ClientOptions extends DecodeOptions {}
+export interface ClientOptions extends DecodeOptions {
+  /**
+   * The check of each handle against its declared type and rights, on the requests this client
+   * sends and the replies and events it receives (default: the installed one; null: none).
+   */
+  handleCheck?: DecodeOptions['handleCheck'];
+}
 
 interface PendingCall {
   method: MethodDesc;
@@ -66,13 +72,8 @@ export class ClientBase {
   }
 
   private send(method: MethodDesc, txid: number, payload: unknown): void {
-    let message;
-    try {
-      message = encodeMessage({ txid, ordinal: method.ordinal, flexible: !method.strict }, method.payload, payload);
-    } catch (e) {
-      closeHandlesIn(payload); // the handles were given to this call: they do not come back
-      throw e;
-    }
+    // On a FidlEncodeError, encodeMessage has closed every handle of the payload: they were given to this call.
+    const message = encodeMessage({ txid, ordinal: method.ordinal, flexible: !method.strict }, method.payload, payload, this.options);
     try {
       this.channel.send(message.bytes, message.handles);
     } catch (e) {

@@ -7,22 +7,9 @@ import { FidlDecodeError, Status } from './errors';
 import type { Handle } from '../transport/handle';
 import { BitsDecl, EnumDecl, FidlType, HandleType, StructDecl, TableDecl, UnionDecl } from './types';
 import { MAX_DEPTH } from './encoder';
+import { HandleCheck, describeHandleType, getDefaultHandleCheck, handleCheckFailure } from './handle_check';
 
 const PRESENT32 = 0xffffffff;
-
-/**
- * Checks that a received handle has the object type and rights the FIDL type declares.
- * Returns a zx status: OK, WRONG_TYPE or ACCESS_DENIED (anything else also fails the decode).
- * objType 0 means any type; rights SAME_RIGHTS means no requirement.
- */
-export type HandleCheck = (handle: Handle, objType: number, rights: number) => number;
-
-let defaultHandleCheck: HandleCheck | null = null;
-
-/** Installs the check used when a decode is not given one (the transport installs the real one). */
-export function setDefaultHandleCheck(check: HandleCheck | null): void {
-  defaultHandleCheck = check;
-}
 
 export interface DecodeOptions {
   handleCheck?: HandleCheck | null;
@@ -49,7 +36,7 @@ export class Decoder {
     // Messages from the transport are Buffers already; only a bare Uint8Array needs a Buffer view.
     this.buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.handles = handles;
-    this.check = options?.handleCheck !== undefined ? options.handleCheck : defaultHandleCheck;
+    this.check = options?.handleCheck !== undefined ? options.handleCheck : getDefaultHandleCheck();
   }
 
   /** Decodes the primary object of `type` at `offset` and checks that all bytes and handles were used. */
@@ -219,8 +206,9 @@ export class Decoder {
     if (this.check !== null) {
       const status = this.check(h, type.objType, type.rights);
       if (status !== Status.OK) {
-        const code = status === Status.WRONG_TYPE ? 'handle_wrong_type' : status === Status.ACCESS_DENIED ? 'handle_access_denied' : 'handle_check_failed';
-        throw new FidlDecodeError(code, `handle #${this.handleIndex} fails its declared type ${type.objType}/rights 0x${type.rights.toString(16)} (status ${status})`, status);
+        const failure = handleCheckFailure(status);
+        const code = failure === 'invalid_handle' ? 'handle_check_failed' : failure;
+        throw new FidlDecodeError(code, `handle #${this.handleIndex} is not a ${describeHandleType(type.objType, type.rights)} (status ${status})`, status);
       }
     }
     return h;

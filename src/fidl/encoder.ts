@@ -2,7 +2,8 @@
 // Writes into a zero-filled buffer that grows by doubling, so padding is zero without extra work;
 // out-of-line objects are appended in traversal order at 8-byte boundaries. Handles are collected,
 // in order of appearance, into a list that travels beside the bytes (the transport moves them).
-import { FidlEncodeError } from './errors';
+import { FidlEncodeError, Status } from './errors';
+import { HandleCheck, describeHandleType, getDefaultHandleCheck, handleCheckFailure } from './handle_check';
 import type { Handle } from '../transport/handle';
 import {
   BitsDecl, EnumDecl, FidlType, IntegerSubtype, MAX_BOUND, StructDecl, TableDecl, UnionDecl, describeType,
@@ -25,6 +26,11 @@ export interface EncodedMessage {
   handles: Handle[];
 }
 
+export interface EncodeOptions {
+  /** Checks each handle against its declared type and rights; default: the installed one. */
+  handleCheck?: HandleCheck | null;
+}
+
 export class Encoder {
   /** A Buffer (a zero-filled Uint8Array) so that strings are written into it without a view per string. */
   private buf: Buffer;
@@ -32,8 +38,10 @@ export class Encoder {
   /** End of the data written so far: where the next out-of-line object goes. */
   private next: number;
   readonly handles: Handle[] = [];
+  private readonly check: HandleCheck | null;
 
-  constructor(initialCapacity = 256) {
+  constructor(initialCapacity = 256, options?: EncodeOptions) {
+    this.check = options?.handleCheck !== undefined ? options.handleCheck : getDefaultHandleCheck();
     this.buf = Buffer.alloc(initialCapacity);
     this.dv = new DataView(this.buf.buffer);
     this.next = 0;
@@ -86,7 +94,7 @@ export class Encoder {
         return;
       }
       case 'handle':
-        return this.encodeHandle(type.nullable, value, offset);
+        return this.encodeHandle(type.objType, type.rights, type.nullable, value, offset);
       case 'struct':
         return this.encodeStruct(type.decl, value, offset, depth);
       case 'box': {
@@ -184,7 +192,7 @@ export class Encoder {
     for (let i = 0; i < count; i++) this.encodeElement(el, v[i], at + i * elSize, depth + 1, i);
   }
 
-  private encodeHandle(nullable: boolean, v: unknown, offset: number): void {
+  private encodeHandle(objType: number, rights: number, nullable: boolean, v: unknown, offset: number): void {
     if (v === null || v === undefined) {
       if (nullable) return;
       throw new FidlEncodeError('missing_required_handle', 'handle is required');
@@ -195,6 +203,14 @@ export class Encoder {
     }
     if (!h.valid) throw new FidlEncodeError('invalid_handle', 'handle is closed or was already moved');
     if (this.handles.includes(h)) throw new FidlEncodeError('duplicate_handle', 'the same handle appears twice');
+    if (this.check !== null) {
+      const status = this.check(h, objType, rights);
+      if (status !== Status.OK) {
+        const err = new FidlEncodeError(handleCheckFailure(status), `handle is not a ${describeHandleType(objType, rights)} (status ${status})`);
+        err.status = status;
+        throw err;
+      }
+    }
     this.handles.push(h);
     this.dv.setUint32(offset, PRESENT32, true);
   }
@@ -326,12 +342,41 @@ function checkBigInt(subtype: string, v: unknown): bigint {
   return v;
 }
 
-/** Encodes a value of `type` as a standalone message (at rest, no header). */
-export function encodeValue(type: FidlType, value: unknown): EncodedMessage {
-  const enc = new Encoder(Math.max(64, align8(type.size) * 2));
-  const at = enc.claim(type.size, 0);
-  enc.encode(type, value, at, 0);
+/**
+ * Encodes a value of `type` as a standalone message (at rest, no header). The value's handles
+ * move into the result; if encoding fails, every handle in the value is closed (as FIDL bindings
+ * do: the caller gave them up) and the FidlEncodeError is thrown.
+ */
+export function encodeValue(type: FidlType, value: unknown, options?: EncodeOptions): EncodedMessage {
+  const enc = new Encoder(Math.max(64, align8(type.size) * 2), options);
+  try {
+    const at = enc.claim(type.size, 0);
+    enc.encode(type, value, at, 0);
+  } catch (e) {
+    closeHandlesIn(value);
+    throw e;
+  }
   return { bytes: enc.finish(), handles: enc.handles };
+}
+
+/**
+ * Walks a value and closes every handle in it (anything with take() and close()): what happens to
+ * a message's handles when it cannot be encoded or sent.
+ */
+export function closeHandlesIn(value: unknown, seen = new Set<unknown>()): void {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  seen.add(value);
+  const maybeHandle = value as Partial<Handle>;
+  if (typeof maybeHandle.take === 'function' && typeof maybeHandle.close === 'function') {
+    try {
+      maybeHandle.close();
+    } catch {
+      // best effort
+    }
+    return;
+  }
+  if (ArrayBuffer.isView(value)) return;
+  for (const v of Object.values(value as Record<string, unknown>)) closeHandlesIn(v, seen);
 }
 
 export { MAX_BOUND };

@@ -56,8 +56,8 @@ export type DecodeErrorCode =
   | 'empty_union_envelope' // a union with a non-zero ordinal and a zero envelope
   | 'absent_union_with_data' // a union with ordinal 0 and a non-zero envelope
   | 'size_overflow' // a 64-bit count/size beyond 2^32-1
-  | 'handle_wrong_type' // handle check: object type differs from the declared subtype
-  | 'handle_access_denied' // handle check: the handle lacks declared rights
+  | 'incorrect_handle_type' // handle check: the fd cannot stand for the declared object type (status WRONG_TYPE)
+  | 'missing_required_handle_rights' // handle check: the handle lacks declared rights (status ACCESS_DENIED)
   | 'handle_check_failed' // handle check: any other status
   | 'invalid_epitaph' // epitaph with a txid or a body of the wrong shape
   | 'unexpected_body'; // a body (or handles) where the method declares none
@@ -87,11 +87,15 @@ export type EncodeErrorCode =
   | 'unknown_enum_value' // strict enum
   | 'unknown_bits' // strict bits
   | 'invalid_handle' // handle already closed or moved
+  | 'incorrect_handle_type' // handle check: the fd cannot stand for the declared object type
+  | 'missing_required_handle_rights' // handle check: the handle lacks declared rights
   | 'duplicate_handle' // the same Handle object twice in one message
   | 'max_depth_exceeded';
 
 export class FidlEncodeError extends FidlError {
   readonly code: EncodeErrorCode;
+  /** zx status from a failed handle check, if that is what failed. */
+  status?: number;
   /** Field path from the top-level value to the offending member, e.g. ['extents', '3', 'logicalEnd']. */
   readonly path: string[] = [];
   private readonly detail: string;

@@ -3,9 +3,11 @@
 export * from './types';
 export * from './errors';
 export { Encoder, encodeValue, MAX_DEPTH } from './encoder';
-export type { EncodedMessage } from './encoder';
-export { Decoder, closeAll, decodeValue, setDefaultHandleCheck } from './decoder';
-export type { DecodeOptions, HandleCheck } from './decoder';
+export type { EncodedMessage, EncodeOptions } from './encoder';
+export { Decoder, closeAll, decodeValue } from './decoder';
+export type { DecodeOptions } from './decoder';
+export { setDefaultHandleCheck, getDefaultHandleCheck, describeHandleType } from './handle_check';
+export type { HandleCheck } from './handle_check';
 export * from './message';
 export * from './protocol';
 export { statusOf } from './channel_like';

@@ -7,7 +7,7 @@
 //   bytes 8..15  method ordinal (u64 LE)
 import { FidlDecodeError, Status } from './errors';
 import { Decoder, DecodeOptions, closeAll, decodeValue } from './decoder';
-import { EncodedMessage, Encoder } from './encoder';
+import { EncodeOptions, EncodedMessage, Encoder, closeHandlesIn } from './encoder';
 import type { Handle } from '../transport/handle';
 import { FidlType, int32 } from './types';
 
@@ -57,9 +57,13 @@ export interface OutgoingHeader {
   flexible: boolean;
 }
 
-/** Encodes header + body (bodyType null: a header-only message). */
-export function encodeMessage(header: OutgoingHeader, bodyType: FidlType | null, body: unknown): EncodedMessage {
-  const enc = new Encoder(bodyType === null ? HEADER_SIZE : 512);
+/**
+ * Encodes header + body (bodyType null: a header-only message). If the body cannot be encoded,
+ * every handle in it is closed (the caller gave them up, as with FIDL bindings) and the
+ * FidlEncodeError is thrown.
+ */
+export function encodeMessage(header: OutgoingHeader, bodyType: FidlType | null, body: unknown, options?: EncodeOptions): EncodedMessage {
+  const enc = new Encoder(bodyType === null ? HEADER_SIZE : 512, options);
   enc.claim(HEADER_SIZE, 0);
   const dv = enc.view;
   dv.setUint32(0, header.txid, true);
@@ -68,8 +72,13 @@ export function encodeMessage(header: OutgoingHeader, bodyType: FidlType | null,
   dv.setUint8(7, MAGIC_NUMBER);
   dv.setBigUint64(8, header.ordinal, true);
   if (bodyType !== null) {
-    const at = enc.claim(bodyType.size, 0);
-    enc.encode(bodyType, body, at, 0);
+    try {
+      const at = enc.claim(bodyType.size, 0);
+      enc.encode(bodyType, body, at, 0);
+    } catch (e) {
+      closeHandlesIn(body);
+      throw e;
+    }
   }
   // The encoder may have grown (and replaced its buffer) while writing the body: the header
   // was written through the first view, so write it again if the buffer changed.

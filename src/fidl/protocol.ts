@@ -1,7 +1,6 @@
 // Protocol descriptors: what generated bindings tell the client and server runtimes about each
 // method (ordinal, direction, strictness, payload coding tables), plus the Result type of
 // methods declared with `error`.
-import type { Handle } from '../transport/handle';
 import { FidlType, UnionDecl, frameworkErr, union } from './types';
 
 export type MethodKind = 'oneway' | 'twoway' | 'event';
@@ -70,19 +69,5 @@ export const unknownMethodReply: FidlType = union(
   new UnionDecl('fidl/UnknownMethodResult', false, true, true, () => [{ ordinal: 3, name: 'frameworkErr', type: frameworkErr }]),
 );
 
-/** Walks a value and closes every handle in it: used when a message carrying them cannot be sent. */
-export function closeHandlesIn(value: unknown, seen = new Set<unknown>()): void {
-  if (typeof value !== 'object' || value === null || seen.has(value)) return;
-  seen.add(value);
-  const maybeHandle = value as Partial<Handle>;
-  if (typeof maybeHandle.take === 'function' && typeof maybeHandle.close === 'function') {
-    try {
-      maybeHandle.close();
-    } catch {
-      // best effort
-    }
-    return;
-  }
-  if (ArrayBuffer.isView(value)) return;
-  for (const v of Object.values(value as Record<string, unknown>)) closeHandlesIn(v, seen);
-}
+/** Walks a value and closes every handle in it (it lives with the encoder, which uses it too). */
+export { closeHandlesIn } from './encoder';

@@ -16,6 +16,7 @@ import { MethodDesc, ProtocolDesc, Result, closeHandlesIn, unknownMethodReply, u
 /** One function per method, by FIDL method name; two-way ones return (a promise of) the reply. */
 export type MethodHandlers = Readonly<Record<string, (payload: unknown) => unknown>>;
 
+/** handleCheck (from DecodeOptions) checks the requests received; replies are checked by the installed check. */
 export interface ServeOptions extends DecodeOptions {
   /** Called once when the binding ends (peer closed, epitaph sent, error). */
   onClose?: (reason: { status: number | null; error?: unknown }) => void;
@@ -206,7 +207,7 @@ export class ServerBinding {
     try {
       message = encodeMessage(header, type, body);
     } catch (e) {
-      closeHandlesIn(body);
+      // encodeMessage closed every handle of the body
       logger.error('FIDL server could not encode a message', { protocol: this.protocol.name, method: what, error: (e as Error).message });
       this.closeWithEpitaph(Status.INTERNAL, e);
       return;

@@ -1,11 +1,9 @@
 // The server side of one fuchsia.starnix.runner/Manager connection.
 //
 // CreatePager is the method this project exists for. The others steer a Starnix container's
-// suspension and wake sources, which have no meaning for a Linux process; each still gets a
-// defined, logged answer (see docs and the README):
-//   SuspendContainer    -> error SUSPEND_FAILURE (nothing can be suspended here)
-//   RegisterWakeWatcher -> success; the watcher is kept and never signalled (no suspend ever happens)
-//   ProxyWakeChannel, AddWakeSource, RemoveWakeSource (one-way) -> logged as unsupported, handles closed
+// suspension and wake sources; a container here is a cgroup v2 directory, frozen with cgroup.freeze.
+// They are the server's SuspendManager's (src/server/suspend/, shared by every connection):
+// this class only hands requests over and keeps its own bound on watchers.
 import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import { logger } from '../log';
@@ -16,22 +14,24 @@ import { handleInfo, handleObjectCheck } from '../transport/handle_info';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
 import { ZX, statusName } from '../zx_status';
+import { SuspendManager } from './suspend/suspend_manager';
 
 const MAX_BLOCK_SIZE = 1024 * 1024;
 const ZX_OBJ_TYPE_VMO = 3;
+const ZX_OBJ_TYPE_JOB = 17;
 
 /**
- * The codec's handle check for Manager requests, with one exception: the backing VMO's kind is
- * checked by CreatePager itself, so that a wrong one closes only the new Pager channel (with
- * WRONG_TYPE) instead of the whole Manager connection.
+ * The codec's handle check for Manager requests, with two exceptions checked by the methods
+ * themselves, so that a wrong one gets the method's own answer instead of closing the whole
+ * Manager connection: the backing VMO (CreatePager closes the new Pager channel with WRONG_TYPE)
+ * and the container JOB (SuspendContainer answers SUSPEND_FAILURE, the one-way methods log it).
  */
 export function managerHandleCheck(h: Handle, objType: number, rights: number): number {
-  return objType === ZX_OBJ_TYPE_VMO ? ZX.OK : handleObjectCheck(h, objType, rights);
+  return objType === ZX_OBJ_TYPE_VMO || objType === ZX_OBJ_TYPE_JOB ? ZX.OK : handleObjectCheck(h, objType, rights);
 }
 
 export class ManagerConnection implements runner.ManagerHandler {
   private readonly pagers = new Set<PagerInstance>();
-  private readonly wakeWatchers: Handle[] = [];
   private readonly binding: fidl.ServerBinding;
 
   constructor(
@@ -39,12 +39,12 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly limits: ServerLimits,
     private readonly pagerOptions: PagerOptions,
     private readonly onPager: (p: PagerInstance) => void,
+    private readonly suspend: SuspendManager,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
       onClose: ({ status }) => {
-        for (const w of this.wakeWatchers) w.close();
-        this.wakeWatchers.length = 0;
+        this.suspend.connectionClosed(this);
         logger.info('manager connection closed', { channel: channel.name, epitaph: status === null ? 'none' : statusName(status), pagers: this.pagers.size });
       },
     });
@@ -120,25 +120,20 @@ export class ManagerConnection implements runner.ManagerHandler {
     this.onPager(instance);
   }
 
-  suspendContainer(req: runner.ManagerSuspendContainerRequest): fidl.Result<runner.ManagerSuspendContainerResponse, runner.SuspendError> {
-    fidl.closeHandlesIn(req);
-    logger.warn('SuspendContainer is not supported on Linux: answered SUSPEND_FAILURE', { channel: this.channel.name });
-    return { ok: false, error: runner.SuspendError.SUSPEND_FAILURE };
+  suspendContainer(req: runner.ManagerSuspendContainerRequest): Promise<fidl.Result<runner.ManagerSuspendContainerResponse, runner.SuspendError>> {
+    return this.suspend.suspendContainer(req, this);
   }
 
   proxyWakeChannel(req: runner.ManagerProxyWakeChannelRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('ProxyWakeChannel is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+    this.suspend.proxyWakeChannel(req);
   }
 
   addWakeSource(req: runner.ManagerAddWakeSourceRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('AddWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name, name: req.name });
+    this.suspend.addWakeSource(req, this);
   }
 
   removeWakeSource(req: runner.ManagerRemoveWakeSourceRequest): void {
-    fidl.closeHandlesIn(req);
-    logger.warn('RemoveWakeSource is not supported on Linux: ignored, its handles closed', { channel: this.channel.name });
+    this.suspend.removeWakeSource(req);
   }
 
   registerWakeWatcher(req: runner.ManagerRegisterWakeWatcherRequest): void {
@@ -146,19 +141,23 @@ export class ManagerConnection implements runner.ManagerHandler {
       logger.warn('RegisterWakeWatcher without a watcher: nothing kept', { channel: this.channel.name });
       return;
     }
-    if (this.wakeWatchers.length >= this.limits.wakeWatchersPerConnection) {
+    const held = this.suspend.watcherCount(this);
+    if (held >= this.limits.wakeWatchersPerConnection && this.suspend.pruneWatchers(this) >= this.limits.wakeWatchersPerConnection) {
       // Each one is an fd held for the connection's life: past the bound, the connection goes
       // (the method has no error to answer with), so that one client cannot fill our fd table.
       req.watcher.close();
-      logger.warn(`RegisterWakeWatcher refused: this connection has ${this.wakeWatchers.length} watchers already; closing it`, {
+      logger.warn(`RegisterWakeWatcher refused: this connection has ${held} watchers already; closing it`, {
         channel: this.channel.name,
         epitaph: statusName(ZX.NO_RESOURCES),
       });
       this.binding.closeWithEpitaph(ZX.NO_RESOURCES);
       return;
     }
-    // Kept for the connection's life and never signalled: no container is ever suspended here.
-    this.wakeWatchers.push(req.watcher);
-    logger.info('RegisterWakeWatcher: watcher kept; it will never be signalled on Linux', { channel: this.channel.name });
+    // AWAKE is raised on it at once, ASLEEP and AWAKE on every suspend and resume.
+    if (this.suspend.registerWatcher(req.watcher, this)) {
+      logger.info('RegisterWakeWatcher: watcher kept', { channel: this.channel.name });
+    } else {
+      logger.info('RegisterWakeWatcher: watcher dropped (not an eventpair, or its peer is gone)', { channel: this.channel.name });
+    }
   }
 }

@@ -17,6 +17,8 @@ import { DEFAULT_LIMITS, ServerLimits } from './limits';
 import { ManagerConnection } from './manager_server';
 import { MapperConnection } from './mapper_server';
 import { PagerInstance } from './pager_server';
+import { FrozenLedger } from './suspend/frozen_ledger';
+import { SuspendManager, SuspendOptions } from './suspend/suspend_manager';
 
 export interface PagerServiceOptions {
   svcDir: string;
@@ -32,6 +34,12 @@ export interface PagerServiceOptions {
   /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
   allowUids?: number[];
   limits?: Partial<ServerLimits>;
+  /**
+   * SuspendContainer's settings. The ledger of frozen cgroups (`stateFile`) defaults to
+   * `<svcDir>/.frozen-cgroups.json`: one server per service directory, so the next server started
+   * there thaws what a killed one left frozen (see src/server/suspend/frozen_ledger.ts).
+   */
+  suspend?: SuspendOptions;
   /** Record every FIDL message of every connection to this file (see src/record); off by default. */
   recordFile?: string;
   /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
@@ -59,6 +67,8 @@ export class PagerService {
   private readonly pagers = new Set<PagerInstance>();
   private readonly limits: ServerLimits;
   private readonly pagerOptions: PagerOptions;
+  readonly suspend: SuspendManager;
+  private readonly stateFile: string;
   private recorder: FidlRecorder | undefined;
   private closed = false;
 
@@ -72,6 +82,8 @@ export class PagerService {
       hugePages: opts.hugePages ?? 'auto',
       hugeThreshold: opts.hugeThreshold,
     };
+    this.stateFile = opts.suspend?.stateFile ?? path.join(opts.svcDir, '.frozen-cgroups.json');
+    this.suspend = new SuspendManager({ ...opts.suspend, stateFile: this.stateFile });
   }
 
   /** Binds both sockets in opts.svcDir (created 0700 when missing) and starts serving. */
@@ -89,14 +101,27 @@ export class PagerService {
       service.close();
       throw e;
     }
+    // The service directory is ours now (its flocks): thaw what a killed server left frozen.
+    service.recoverFrozen();
     logger.info('serving', { svcDir: opts.svcDir, protocols: `${runner.ManagerDiscoverableName}, ${mapper.MapperDiscoverableName}` });
     return service;
+  }
+
+  private recoverFrozen(): void {
+    try {
+      const report = FrozenLedger.recover(this.stateFile);
+      for (const p of report.thawed) logger.warn(`thawed ${p}: a previous server froze it and did not thaw it`);
+      for (const s of report.skipped) logger.info(`frozen-cgroup ledger: ${s.path} left alone: ${s.why}`);
+      for (const f of report.failed) logger.error(`frozen-cgroup ledger: ${f.path} could not be thawed: ${f.why}`);
+    } catch (e) {
+      logger.error((e as Error).message);
+    }
   }
 
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p));
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend);
     this.track(ch, conn);
   }
 
@@ -131,10 +156,11 @@ export class PagerService {
     return s;
   }
 
-  /** Stops listening, closes every connection and stops every pager. Idempotent. */
+  /** Stops listening, thaws every container it froze, closes every connection and stops every pager. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.suspend.close();
     for (const l of this.listeners) l.close();
     for (const c of [...this.connections]) c.close();
     for (const p of [...this.pagers]) p.stop();

@@ -7,7 +7,8 @@ export class Handle {
   private fdValue: number;
 
   constructor(fd: number) {
-    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not a file descriptor: ${fd}`);
+    // At most INT_MAX: the addon refuses larger numbers rather than wrap 2**32 + n to fd n.
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) throw new RangeError(`not a file descriptor: ${fd}`);
     this.fdValue = fd;
   }
 

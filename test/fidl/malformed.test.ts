@@ -120,8 +120,8 @@ const cases: Case[] = [
   { name: 'handles left over', code: 'extra_handles', run: atRest(everythingType, everything()), handles: 2 },
   { name: 'envelope num_handles 2 for 1', code: 'envelope_handles_mismatch', run: atRest(everythingType, patch(everything(), 52, 2)), handles: 1 },
   { name: 'zero envelope claiming handles', code: 'envelope_handles_mismatch', run: atRest(everythingType, patch(everything(), 20, 1)), handles: 1 },
-  { name: 'handle of the wrong object type', code: 'handle_wrong_type', run: atRest(everythingType, everything(), { handleCheck: () => fidl.Status.WRONG_TYPE }), handles: 1 },
-  { name: 'handle without the declared rights', code: 'handle_access_denied', run: atRest(everythingType, everything(), { handleCheck: () => fidl.Status.ACCESS_DENIED }), handles: 1 },
+  { name: 'handle of the wrong object type', code: 'incorrect_handle_type', run: atRest(everythingType, everything(), { handleCheck: () => fidl.Status.WRONG_TYPE }), handles: 1 },
+  { name: 'handle without the declared rights', code: 'missing_required_handle_rights', run: atRest(everythingType, everything(), { handleCheck: () => fidl.Status.ACCESS_DENIED }), handles: 1 },
   { name: 'handle check failing otherwise', code: 'handle_check_failed', run: atRest(everythingType, everything(), { handleCheck: () => fidl.Status.BAD_HANDLE }), handles: 1 },
   { name: 'unknown field of a strict table', code: 'unknown_table_field', run: atRest(strictTable, Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0, ...Array(8).fill(0xff), 1, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0, 0, 0, 0, 1, 0])) },
 ];

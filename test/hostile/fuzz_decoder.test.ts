@@ -2,7 +2,7 @@
 // kitchen-sink test library that has every FIDL construct), and of every method's transactional
 // message (header included). Every outcome must be a decoded value or a FidlDecodeError; nothing
 // else may escape, no decode may take long, and no fd may leak: the handles are real fds (dups
-// of a memfd, a SEQPACKET socket, /dev/null, a pipe) and every one must end up either closed by
+// of a memfd, a SEQPACKET socket, /dev/null, a pipe, a SOCK_DGRAM socket, an eventfd, a cgroup2 directory) and every one must end up either closed by
 // the decoder or inside the decoded value.
 //
 // FUZZ_ITERATIONS (default 1,000,000) sets the number of mutated messages; FUZZ_SEED the seed.
@@ -13,6 +13,7 @@ import '../../src/fidl_linux'; // installs the real handle check (fd kind and ac
 import { native } from '../../src/native';
 import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';
+import { createEventFd, createEventPair } from '../../src/transport/stand_ins';
 import * as zx from '../../src/gen/zx';
 import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import * as pagerLib from '../../src/gen/starnix_pager';
@@ -27,12 +28,13 @@ const SLOW_DECODE_MS = 1000;
 
 // ---- real fds to hand out as handles (each message gets fresh dups) ----
 
-type Kind = 'memfd' | 'channel' | 'devnull' | 'pipe';
-const KINDS: Kind[] = ['memfd', 'channel', 'devnull', 'pipe'];
+type Kind = 'memfd' | 'channel' | 'devnull' | 'pipe' | 'eventpair' | 'eventfd' | 'job';
+const KINDS: Kind[] = ['memfd', 'channel', 'devnull', 'pipe', 'eventpair', 'eventfd', 'job'];
 const sources: Record<Kind, number> = {} as Record<Kind, number>;
 let memfdHandle: Handle;
 let socketEnds: number[] = [];
 let pipeEnds: number[] = [];
+let eventPairEnds: number[] = [];
 
 function openSources(): void {
   memfdHandle = createMemfd('fuzz', 4096);
@@ -46,11 +48,19 @@ function openSources(): void {
   pipeEnds = [fs.openSync(fifo, fs.constants.O_RDWR)];
   fs.unlinkSync(fifo);
   sources.pipe = pipeEnds[0];
+  // The stand-ins of the runner's other handle types (README, "Handles checked as declared").
+  const pair = createEventPair();
+  eventPairEnds = [pair[0].take(), pair[1].take()];
+  sources.eventpair = eventPairEnds[0];
+  sources.eventfd = createEventFd().take();
+  // A job is a directory on cgroup2; without one mounted, a directory that is not (JOB slots then fail their check).
+  const cgroup2 = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  sources.job = fs.openSync(cgroup2 ?? '/tmp', 'r');
 }
 
 function closeSources(): void {
   memfdHandle.close();
-  for (const fd of [...socketEnds, sources.devnull, ...pipeEnds]) fs.closeSync(fd);
+  for (const fd of [...socketEnds, sources.devnull, ...pipeEnds, ...eventPairEnds, sources.eventfd, sources.job]) fs.closeSync(fd);
 }
 
 const fresh = (kind: Kind): Handle => new Handle(native.dupFd(sources[kind]) as number);
@@ -59,6 +69,9 @@ const fresh = (kind: Kind): Handle => new Handle(native.dupFd(sources[kind]) as 
 function fittingKind(t: fidl.HandleType): Kind {
   if (t.objType === 3) return 'memfd';
   if (t.objType === 4) return 'channel';
+  if (t.objType === 16) return 'eventpair';
+  if (t.objType === 5 || t.objType === 34) return 'eventfd';
+  if (t.objType === 17) return 'job';
   return 'devnull';
 }
 

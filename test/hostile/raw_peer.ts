@@ -96,7 +96,7 @@ export class RawPeer {
 /** Encodes a request with the method's payload type (no handle checks on this side). */
 export function request(method: fidl.MethodDesc, payload: unknown, txid?: number, flexible = !method.strict): fidl.EncodedMessage {
   const id = txid ?? (method.kind === 'twoway' ? 1 + Math.floor(Math.random() * 0x7ffffffe) : 0);
-  return fidl.encodeMessage({ txid: id, ordinal: method.ordinal, flexible }, method.payload, payload);
+  return fidl.encodeMessage({ txid: id, ordinal: method.ordinal, flexible }, method.payload, payload, { handleCheck: null });
 }
 
 /** Decodes a reply to `method` (a result union). */

@@ -5,13 +5,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PagerCallError, PagerClientConnection } from '../../src/client';
+import * as fidl from '../../src/fidl';
 import { FidlPeerClosedError } from '../../src/fidl';
 import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import { EmbeddedService } from '../../src/server/service';
 import { ZX } from '../../src/zx_status';
 import { Channel } from '../../src/transport/channel';
+import { EventPair, ZX_USER_SIGNAL_0 } from '../../src/transport/eventpair';
+import { connectService } from '../../src/transport/service_dir';
 import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';
+import { createEventPair } from '../../src/transport/stand_ins';
 
 let svc: EmbeddedService;
 let client: PagerClientConnection;
@@ -63,21 +67,48 @@ describe('CreatePager refusals close the new Pager channel with an epitaph', () 
     await stillServes();
   });
 
+  // The client library checks handles as declared before sending (a pipe is no VMO), so these
+  // come from a client that does not check: the server refuses them itself.
+  function uncheckedCreatePager(backing: Handle): runner.PagerClient {
+    const manager = new runner.ManagerClient(connectService(svc.svcDir, runner.ManagerDiscoverableName), { handleCheck: null });
+    const [clientEnd, serverEnd] = Channel.pairHandles();
+    manager.createPager({ backingVmo: backing, blockSize: 4096n, pager: serverEnd });
+    uncheckedManagers.push(manager);
+    return new runner.PagerClient(Channel.fromHandle(clientEnd));
+  }
+  const uncheckedManagers: runner.ManagerClient[] = [];
+  afterAll(() => {
+    for (const m of uncheckedManagers) m.close();
+  });
+  async function refusal(pager: runner.PagerClient): Promise<unknown> {
+    const err = await pager.registerFile({ name: 'f', inodeNum: 1, size: 1n, extents: [] }).catch((e: unknown) => e);
+    return (err as { status?: number }).status;
+  }
+
   test('a pipe as backing_vmo: WRONG_TYPE', async () => {
     const [r, w] = pipe();
     w.close();
-    expect(await epitaphOf(client.createPager(r, 4096))).toBe(ZX.WRONG_TYPE);
+    expect(await refusal(uncheckedCreatePager(r))).toBe(ZX.WRONG_TYPE);
     await stillServes();
   });
 
   test('a directory as backing_vmo: WRONG_TYPE', async () => {
     const dir = new Handle(fs.openSync(tmp, 'r'));
-    expect(await epitaphOf(client.createPager(dir, 4096))).toBe(ZX.WRONG_TYPE);
+    expect(await refusal(uncheckedCreatePager(dir))).toBe(ZX.WRONG_TYPE);
   });
 
   test('a write-only file as backing_vmo: ACCESS_DENIED', async () => {
     const file = new Handle(fs.openSync(path.join(tmp, 'wo'), 'w'));
-    expect(await epitaphOf(client.createPager(file, 4096))).toBe(ZX.ACCESS_DENIED);
+    expect(await refusal(uncheckedCreatePager(file))).toBe(ZX.ACCESS_DENIED);
+  });
+
+  test('the client library refuses a pipe as backing_vmo before sending, and closes every handle', () => {
+    const [r, w] = pipe();
+    const fd = r.fd;
+    expect(() => client.createPager(r, 4096)).toThrow(expect.objectContaining({ code: 'incorrect_handle_type' }));
+    expect(r.valid).toBe(false);
+    expect(() => fs.fstatSync(fd)).toThrow(/EBADF/);
+    w.close();
   });
 
   test('missing backing_vmo or block_size: INVALID_ARGS', async () => {
@@ -125,16 +156,28 @@ describe('RegisterFile refusals are zx.Status errors; the pager keeps serving', 
   });
 });
 
-describe('the other Manager methods have defined answers on Linux', () => {
-  test('SuspendContainer: error SUSPEND_FAILURE', async () => {
+describe('the other Manager methods have defined answers on Linux (the cgroup cases: suspend.test.ts)', () => {
+  test('SuspendContainer without a container job: error SUSPEND_FAILURE', async () => {
     const r = await client.managerClient.suspendContainer({ suspendDebounceDuration: 10n });
     expect(r).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
   });
 
-  test('RegisterWakeWatcher: success (the watcher is kept, never signalled)', async () => {
-    const [a, b] = Channel.pairHandles();
+  test('RegisterWakeWatcher: success, and AWAKE (USER_0) is raised on the watcher at once', async () => {
+    const [a, b] = EventPair.createHandles();
     await expect(client.managerClient.registerWakeWatcher({ watcher: b })).resolves.toBeUndefined();
+    const mine = EventPair.fromHandle(a);
+    await expect(mine.waitFor(ZX_USER_SIGNAL_0, 5000)).resolves.toBe(ZX_USER_SIGNAL_0);
+    mine.close();
+  });
+
+  test('RegisterWakeWatcher with a channel end where an eventpair is declared: refused before it is sent, handle closed', async () => {
+    const [a, b] = Channel.pairHandles();
+    const err = await client.managerClient.registerWakeWatcher({ watcher: b }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(fidl.FidlEncodeError);
+    expect((err as fidl.FidlEncodeError).code).toBe('incorrect_handle_type');
+    expect(b.valid).toBe(false); // closed, as bindings close what they cannot send
     a.close();
+    await stillServes();
   });
 
   test('one-way wake methods are accepted and ignored; the connection stays usable', async () => {

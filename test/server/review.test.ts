@@ -2,6 +2,8 @@
 import * as fs from 'fs';
 import { PagerClientConnection } from '../../src/client';
 import { EmbeddedService } from '../../src/server/service';
+import { EventPair } from '../../src/transport/eventpair';
+import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';
 import { ZX } from '../../src/zx_status';
 
@@ -70,22 +72,29 @@ test('a client that sends RegisterFile calls and never reads the replies cannot 
 });
 
 test('a client that registers wake watchers without end cannot make the server hold thousands of fds', async () => {
-  // Each watcher is kept for the connection's life (it is never signalled on Linux): without a
-  // bound, one client could fill the server's fd table (RLIMIT_NOFILE) with them.
+  // Each watcher is kept for the connection's life (its peer is alive): without a bound, one
+  // client could fill the server's fd table (RLIMIT_NOFILE) with them.
   const svc = EmbeddedService.start();
   const client = PagerClientConnection.connect(svc.svcDir);
+  const ours: Handle[] = [];
+  const watcher = () => {
+    const [mine, theirs] = EventPair.createHandles();
+    ours.push(mine);
+    return theirs;
+  };
   try {
-    await client.managerClient.registerWakeWatcher({ watcher: createMemfd('first') }); // a few are kept, and answered
-    const before = openFdCount();
+    await client.managerClient.registerWakeWatcher({ watcher: watcher() }); // a few are kept, and answered
+    const before = openFdCount() - ours.length; // this process is the client too: not counting our ends
     const calls: Promise<void>[] = [];
-    for (let i = 0; i < 3000; i++) calls.push(client.managerClient.registerWakeWatcher({ watcher: createMemfd(`w${i}`) }));
+    for (let i = 0; i < 3000; i++) calls.push(client.managerClient.registerWakeWatcher({ watcher: watcher() }));
     const settled = await Promise.allSettled(calls);
     await new Promise((r) => setTimeout(r, 20));
-    expect(openFdCount() - before).toBeLessThan(500);
+    expect(openFdCount() - ours.length - before).toBeLessThan(500);
     // Past the bound the Manager connection is closed with NO_RESOURCES.
     const refused = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
     expect((refused?.reason as { status?: number } | undefined)?.status).toBe(ZX.NO_RESOURCES);
   } finally {
+    for (const h of ours) h.close();
     client.close();
     svc.close();
   }
