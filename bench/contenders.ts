@@ -395,17 +395,19 @@ export class ServerProcess {
     child.once('exit', () => this.stopCleanup()); // gone: nothing left to kill
   }
 
-  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it). */
-  /** hugePages: the server's --huge-pages (default never: the 4 KiB rows stay what they were). */
+  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it); traceFile: serve with --trace;
+   *  hugePages: the server's --huge-pages (default never: the 4 KiB rows stay what they were). */
   static async start(
     svcDir: string,
     readahead: 'fixed' | 'adaptive',
     nodeArgs: string[] = [],
+    traceFile?: string,
     hugePages: 'never' | 'auto' | 'always' = 'never',
   ): Promise<ServerProcess> {
     fs.mkdirSync(svcDir, { recursive: true });
     const script = path.join(__dirname, 'server.js');
-    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead, '', hugePages], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const traceArgs = traceFile !== undefined ? [`--trace=${traceFile}`] : [];
+    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead, ...traceArgs, `--huge-pages=${hugePages}`], { stdio: ['pipe', 'pipe', 'inherit'] });
     const server = new ServerProcess(child, svcDir);
     const first = await server.lines.next();
     if (first.done || first.value !== 'ready') {

@@ -1,6 +1,6 @@
 // The benchmark's server process: a PagerService in its own process, so that its RSS and open
 // fds are its own and the client talks to it over the real sockets.
-//   node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS] [never|auto|always]   (huge pages; default never)
+//   node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS] [--trace=FILE] [--huge-pages=never|auto|always]   (default never)
 // Prints "ready" once both sockets listen. Each line "stats" on stdin is answered with one line
 // of JSON (the service's counters); stdin closing or SIGTERM stops it.
 // dropCache is off: the benchmark's image is on tmpfs, where the page cache is the storage
@@ -10,14 +10,17 @@ import { setLogLevel } from '../src/log';
 import { PagerService } from '../src/server/service';
 
 function main(): void {
-  const [svcDir, readahead, threads, hugePages] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const traceFile = args.find((a) => a.startsWith('--trace='))?.slice('--trace='.length);
+  const hugePages = args.find((a) => a.startsWith('--huge-pages='))?.slice('--huge-pages='.length);
+  const [svcDir, readahead, threads] = args.filter((a) => !a.startsWith('--'));
   if (svcDir === undefined || (readahead !== 'fixed' && readahead !== 'adaptive')) {
     process.stderr.write('usage: node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS]\n');
     process.exit(2);
   }
   setLogLevel('error');
   const huge = hugePages === 'auto' || hugePages === 'always' ? hugePages : 'never';
-  const service = PagerService.start({ svcDir, readahead, threads: threads ? Number(threads) : undefined, dropCache: false, hugePages: huge });
+  const service = PagerService.start({ svcDir, readahead, threads: threads ? Number(threads) : undefined, dropCache: false, traceFile, hugePages: huge });
   const stop = () => {
     service.close();
     process.exit(0);
