@@ -7,6 +7,7 @@ import { setLogLevel } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
 import { cmdInspect } from './inspect_command';
 import { CliError, UsageError } from './errors';
+import { cmdSuspend, cmdThaw } from './suspend_command';
 
 export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
 
@@ -20,10 +21,16 @@ export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
   cat IMAGE PATH             Write PATH's bytes to stdout, paged in through the pager.
   map --backing FILE --block-size N --size S --extents L0-L1:P,... [--offset O] [--length L]
         Register one file against a backing file and write its paged bytes to stdout.
+  suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json]
+        [--wake-timeout-ms MS]   Freeze the cgroup v2 DIR with SuspendContainer until a wake source
+        fires: MS after it fell asleep, or a line on stdin (with none, it resumes at once, as
+        upstream); print the time asleep and the reason.
+  thaw --state-file FILE | --svc-dir DIR
+        Thaw every cgroup a killed server left frozen (its ledger, DIR/.frozen-cgroups.json).
   fidl encode --type LIB/Type    JSON on stdin -> FIDL wire bytes of that type on stdout.
   fidl decode --type LIB/Type    FIDL wire bytes on stdin -> JSON on stdout.
 
-  cat and map use an embedded in-process server unless --svc-dir DIR names a running one.
+  cat, map and suspend use an embedded in-process server unless --svc-dir DIR names a running one.
   Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --log-level error|warn|info|debug.
   Exit status: 0 success, 1 failure, 2 usage error.`;
 
@@ -143,6 +150,44 @@ async function run(argv: string[]): Promise<number> {
         flags,
         process.stdout,
       );
+    }
+    case 'suspend': {
+      const { values, positionals } = parse(rest, {
+        ...SERVER_OPTIONS,
+        cgroup: { type: 'string' },
+        'wake-after-ms': { type: 'string' },
+        'wake-on-stdin': { type: 'boolean' },
+        'wake-lock-after-ms': { type: 'string' },
+        'wake-timeout-ms': { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      if (positionals.length > 0) throw new UsageError(`suspend takes options only, got "${positionals[0]}"`);
+      const flags = serverFlags(values);
+      if (values.cgroup === undefined) throw new UsageError('suspend needs --cgroup DIR');
+      const ms = (name: string) => intArg(name, values[name as keyof typeof values] as string | undefined, 0, 24 * 3600 * 1000);
+      if (values['wake-timeout-ms'] !== undefined && flags.svcDir !== undefined) {
+        throw new UsageError('--wake-timeout-ms sets the embedded server\'s wait; a running server (--svc-dir) has its own');
+      }
+      return cmdSuspend(
+        {
+          cgroup: values.cgroup as string,
+          svcDir: flags.svcDir,
+          wakeAfterMs: ms('wake-after-ms'),
+          wakeOnStdin: Boolean(values['wake-on-stdin']),
+          wakeLockAfterMs: ms('wake-lock-after-ms'),
+          wakeTimeoutMs: ms('wake-timeout-ms'),
+          json: Boolean(values.json),
+        },
+        process.stdout,
+        process.stderr,
+      );
+    }
+    case 'thaw': {
+      const { values, positionals } = parse(rest, { 'svc-dir': { type: 'string' }, 'state-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+      if (positionals.length > 0) throw new UsageError(`thaw takes options only, got "${positionals[0]}"`);
+      const file = (values['state-file'] as string | undefined) ?? (values['svc-dir'] !== undefined ? `${values['svc-dir'] as string}/.frozen-cgroups.json` : undefined);
+      if (file === undefined) throw new UsageError('thaw needs --state-file FILE or --svc-dir DIR');
+      return cmdThaw(file, process.stdout);
     }
     case 'inspect': {
       const { values, positionals } = parse(rest, {
