@@ -25,17 +25,21 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/kcmp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "exports.h"
+#include "mapping_registry.h"
 #include "napi_args.h"
 #include "uffd.h"
 
@@ -227,7 +231,23 @@ struct Watcher {
   }
 };
 
+// The live mappings of this process, for MarkPagerGone. A state is in it from the moment its
+// uffd exists until its destructor starts; the set is never destroyed (pager threads may look at
+// it while the process exits).
+std::mutex& RegistryMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::set<MappingState*>& Registry() {
+  static std::set<MappingState*>* states = new std::set<MappingState*>;
+  return *states;
+}
+
 MappingState::~MappingState() {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Registry().erase(this);
+  }
   watcher.reset();                            // joins the watcher thread, which uses the range
   if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
   if (uffd >= 0) close(uffd);
@@ -451,6 +471,10 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return;
     }
     state->uffd = created.fd;
+    {
+      std::lock_guard<std::mutex> lock(RegistryMutex());
+      Registry().insert(state.get());
+    }
     uint64_t features = 0;
     int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON, &features);
     if (err != 0) {
@@ -656,6 +680,14 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
 };
 
 }  // namespace
+
+void MarkPagerGone(int uffd_fd) {
+  const pid_t self = getpid();
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (MappingState* state : Registry()) {
+    if (state->uffd >= 0 && syscall(SYS_kcmp, self, self, KCMP_FILE, state->uffd, uffd_fd) == 0) state->pager_gone = true;
+  }
+}
 
 // probeUserfaultfd(): null when this process can create a uffd the way the pager and the
 // mappings do, else one line saying why not (for the server's start-up message).

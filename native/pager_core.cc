@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <set>
 
+#include "mapping_registry.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -46,6 +47,7 @@ constexpr int kRecheckProbes = 8;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
+uint64_t RoundUp(uint64_t v, uint64_t a) { return RoundDown(v + a - 1, a); }
 
 std::string Errno(const char* what, int err) {
   return std::string(what) + ": " + strerror(err);
@@ -707,6 +709,50 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   return Status::Ok();
 }
 
+bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what) {
+  int err = uffd::Poison(uffd, start, len);
+  // ENOMEM (page tables) may pass on a later try; EAGAIN is retried inside Poison already.
+  for (int attempt = 0; err == ENOMEM && attempt < 20; attempt++) {
+    usleep(1000);
+    err = uffd::Poison(uffd, start, len);
+  }
+  if (err == 0) return true;
+  if (err == ENOENT || err == ESRCH) {
+    // The range is unmapped or its address space is gone: no reader is left to wait.
+    Log(LogLevel::kDebug, Errno("UFFDIO_POISON", err) + " failing " + what + " (the reader is gone)");
+    return true;
+  }
+  Log(LogLevel::kError, Errno("UFFDIO_POISON", err) + " failing " + what + " at 0x" + std::to_string(start) +
+                            ": its reader may wait until its mapping is closed");
+  return false;
+}
+
+void Pager::FailMissingPages(const Attachment& att) {
+  const PagedFile& f = *att.file;
+  if (f.memfd < 0) return;
+  const uint64_t page = uffd::PageSize();
+  const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
+  uint64_t pos = att.offset;
+  while (pos < end) {
+    // Missing pages are the holes of the memfd; a hole that starts inside a present page is the
+    // end of file of the last page, which stays readable.
+    off_t hole = lseek(f.memfd, static_cast<off_t>(pos), SEEK_HOLE);
+    if (hole < 0) {
+      Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno) + " (file " + f.name + "): its readers may wait");
+      return;
+    }
+    uint64_t start = RoundUp(static_cast<uint64_t>(hole), page);
+    if (start >= end) return;
+    off_t data = lseek(f.memfd, static_cast<off_t>(start), SEEK_DATA);
+    uint64_t stop = data < 0 ? end : std::min(end, RoundDown(static_cast<uint64_t>(data), page));
+    if (stop <= start) stop = start + page;
+    if (!FailPages(att.uffd, att.address + (start - att.offset), stop - start, "the missing pages of " + f.name + " at stop")) {
+      failures_++;
+    }
+    pos = stop;
+  }
+}
+
 void Pager::DetachLocked(uint64_t id) {
   auto it = attachments_.find(id);
   if (it == attachments_.end()) return;
@@ -913,7 +959,7 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   if (fault_page < att->address || fault_page - att->address >= att->length) {
     failures_++;
     Log(LogLevel::kError, "fault at 0x" + std::to_string(address) + " outside the attached mapping: failing it");
-    uffd::Poison(att->uffd, fault_page, page);
+    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping");
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
@@ -1158,7 +1204,7 @@ void Pager::Stop() {
   for (auto& job : jobs) {
     for (auto& w : job.claim->waiters) {
       failures_++;
-      uffd::Poison(w.first->uffd, w.second, uffd::PageSize());
+      FailPages(w.first->uffd, w.second, uffd::PageSize(), "a fault waiting on read-ahead at stop");
     }
     // The claim stays in its file's list and each waiter holds its attachment, which holds the
     // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
@@ -1182,10 +1228,14 @@ void Pager::Stop() {
       for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
         if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
         failures_++;
-        uffd::Poison(entry.second->uffd, RoundDown(msgs[i].arg.pagefault.address, page), page);
+        FailPages(entry.second->uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault queued at stop");
       }
     }
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
+    // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
+    // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
+    MarkPagerGone(entry.second->uffd);
+    FailMissingPages(*entry.second);
   }
   attachments.clear();
   files.clear();  // closes the memfds and unmaps the pager's mappings

@@ -128,7 +128,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
 
   Stats GetStats();
   bool OwnsFile(dev_t dev, ino_t ino);
-  // Wakes and joins the threads, fails the faults still queued, closes everything. Idempotent.
+  // Wakes and joins the threads, fails the faults still queued and every page still missing in
+  // an attached range (no reader may wait for a pager that is gone), closes everything. Idempotent.
   void Stop();
 
  private:
@@ -164,6 +165,13 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // (the caller's f->second) would dangle for the rest of the call (a heap use-after-free).
   bool MaybeForgetLocked(std::shared_ptr<PagedFile> file, std::vector<std::pair<uint32_t, std::string>>* forgotten);
   void DetachLocked(uint64_t id);
+  // Poisons [start, start+len) of a client's range through its uffd so that its readers get an
+  // error, not a wait for ever; a poison that fails is retried while it may pass, else logged with
+  // `what`. False when some page could not be failed (a reader there may still be waiting).
+  bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what);
+  // After the threads stopped: fails every page of att's range that is missing from its file,
+  // which nobody will ever fill now.
+  void FailMissingPages(const Attachment& att);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
   uint64_t BackingSize();

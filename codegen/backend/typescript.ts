@@ -3,10 +3,10 @@
 // in src/fidl walks those), and per protocol its method descriptors, a client class, a handler
 // interface and a serve function. It reads nothing but the IR, so it also accepts fidlc's own.
 import type {
-  IrAlias, IrAttribute, IrBits, IrConst, IrEnum, IrIdentifierType, IrMethod, IrProtocol, IrRoot, IrStruct,
-  IrTable, IrType, IrUnion,
+  IrAlias, IrAttribute, IrBits, IrConst, IrEnum, IrIdentifierType, IrMethod, IrNewType, IrOverlay, IrProtocol, IrRoot,
+  IrStruct, IrTable, IrType, IrUnion,
 } from '../ir';
-import { camelCase, codingName, libraryModuleName, safeIdentifier, splitQualified, typeName } from './names';
+import { camelCase, clientMethodName, codingName, libraryModuleName, safeIdentifier, splitQualified, typeName } from './names';
 
 export interface GeneratedFile {
   /** File name relative to the output directory, e.g. "fuchsia_starnix_runner.ts". */
@@ -28,6 +28,9 @@ class DeclIndex {
   readonly kinds = new Map<string, DeclKind>();
   readonly structs = new Map<string, IrStruct>();
   readonly aliases = new Map<string, IrAlias>();
+  readonly enums = new Map<string, IrEnum>();
+  readonly bits = new Map<string, IrBits>();
+  readonly newTypes = new Map<string, IrNewType>();
 
   constructor(roots: IrRoot[]) {
     for (const root of roots) {
@@ -39,7 +42,21 @@ class DeclIndex {
       for (const [name, kind] of Object.entries(root.declarations ?? {})) this.kinds.set(name, kind);
       for (const s of [...(root.struct_declarations ?? []), ...(root.external_struct_declarations ?? [])]) this.structs.set(s.name, s);
       for (const a of root.alias_declarations ?? []) this.aliases.set(a.name, a);
+      for (const e of root.enum_declarations ?? []) this.enums.set(e.name, e);
+      for (const b of root.bits_declarations ?? []) this.bits.set(b.name, b);
+      for (const n of root.new_type_declarations ?? []) this.newTypes.set(n.name, n);
     }
+  }
+
+  /** The integer type under a bits, enum or new type (new types of other types are not constants). */
+  integerSubtype(name: string): string {
+    const e = this.enums.get(name);
+    if (e) return e.type;
+    const b = this.bits.get(name);
+    if (b) return b.type.subtype;
+    const n = this.newTypes.get(name);
+    if (n && n.type.kind_v2 === 'primitive') return n.type.subtype;
+    throw new Error(`FIDL back end: ${name} has no integer type`);
   }
 
   kindOf(name: string): DeclKind {
@@ -204,11 +221,18 @@ class LibraryEmitter {
 
   private emitConst(c: IrConst): void {
     const name = this.declare(safeIdentifier(splitQualified(c.name)[1]));
+    let type = c.type;
+    while (type.kind_v2 === 'identifier' && this.index.kindOf(type.identifier) === 'alias') type = this.index.aliases.get(type.identifier)!.type;
     let literal: string;
-    if (c.type.kind_v2 === 'string') literal = JSON.stringify(c.value.value);
-    else if (c.type.kind_v2 === 'primitive') literal = numberLiteral(c.value.value, c.type.subtype);
-    else throw new Error(`FIDL back end: const ${c.name} of unsupported type`);
-    this.out.push(...docComment(c.maybe_attributes, ''), `export const ${name} = ${literal};`);
+    let annotation = '';
+    if (type.kind_v2 === 'string') literal = JSON.stringify(c.value.value);
+    else if (type.kind_v2 === 'primitive') literal = numberLiteral(c.value.value, type.subtype);
+    else if (type.kind_v2 === 'identifier' && ['bits', 'enum', 'new_type'].includes(this.index.kindOf(type.identifier))) {
+      // A bits or enum constant: its value, typed as the bits or enum.
+      literal = numberLiteral(c.value.value, this.index.integerSubtype(type.identifier));
+      annotation = `: ${this.tsType(type)}`;
+    } else throw new Error(`FIDL back end: const ${c.name} of unsupported type`);
+    this.out.push(...docComment(c.maybe_attributes, ''), `export const ${name}${annotation} = ${literal};`);
   }
 
   private emitAlias(a: IrAlias): void {
@@ -392,7 +416,7 @@ class LibraryEmitter {
     for (const m of methods) {
       this.out.push('');
       this.out.push(...docComment(m.maybe_attributes, '  '));
-      const method = camelCase(m.name);
+      const method = clientMethodName(m.name);
       const arg = m.maybe_request_payload === undefined ? 'undefined' : 'payload';
       if (m.kind === 'oneway') {
         this.out.push(`  ${method}(${this.payloadParam(m)}): void {`);

@@ -9,7 +9,7 @@ import { logger } from '../log';
 import { native } from '../native';
 import { PagerService } from '../server/service';
 import { statusName } from '../zx_status';
-import { CliError, UsageError } from './errors';
+import { BrokenPipe, CliError, isBrokenPipe, UsageError } from './errors';
 import { PagerSession, streamFile, writeAll } from './pager_session';
 
 /** RegisterFile takes at most this many extents (vector<PagerExtent>:1024). */
@@ -19,6 +19,9 @@ export interface ServerFlags {
   svcDir?: string;
   threads?: number;
   readahead?: 'fixed' | 'adaptive';
+  /** Capture an embedded server's warnings: they become the detail of this command's error
+   *  line, or lines of their own after the output, never lines in the middle of it. */
+  captureServerLogs?: boolean;
 }
 
 function openImage(image: string): Ext4Image {
@@ -43,23 +46,37 @@ function statPath(img: Ext4Image, image: string, p: string, follow: boolean): Ex
   }
 }
 
-/** Turns the failures of the client stack into one-line CLI errors. */
-function explain(e: unknown, what: string): never {
+/**
+ * Turns the failures of the client stack into one-line CLI errors. `serverSaid` is what an
+ * embedded server logged about the refusal (a FIDL answer carries only a status).
+ */
+function explain(e: unknown, what: string, serverSaid?: string): never {
+  if (isBrokenPipe(e)) throw new BrokenPipe();
   if (e instanceof CliError || e instanceof UsageError) throw e;
-  if (e instanceof PagerCallError) throw new CliError(`${what}: the server answered ${statusName(e.status)}`);
+  const why = serverSaid !== undefined ? `: ${serverSaid}` : '';
+  if (e instanceof PagerCallError) throw new CliError(`${what}: the server answered ${statusName(e.status)}${why}`);
   if (e instanceof FidlError) {
     const status = (e as { status?: number }).status;
-    throw new CliError(`${what}: ${status !== undefined ? `the pager channel closed with ${statusName(status)}` : e.message}`);
+    throw new CliError(`${what}: ${status !== undefined ? `the pager channel closed with ${statusName(status)}` : e.message}${why}`);
   }
   throw new CliError(`${what}: ${(e as Error).message}`);
+}
+
+/** Stops a loop of writes once stdout's reader is gone. */
+function checkOpen(out: NodeJS.WritableStream): void {
+  if ((out as { destroyed?: boolean }).destroyed) throw new BrokenPipe();
 }
 
 export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; recordFile?: string; recordMaxBytes?: number }): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
   // Each pager needs a uffd of its own (for its mappings of the files' memfds): say so now, not at
   // the first CreatePager, when this process cannot have one.
-  const probe = probeUserfaultfd();
-  if (probe !== null) process.stderr.write(`starnix-pager: warning: ${probe}; every CreatePager will fail (NOT_SUPPORTED) until it can\n`);
+  const probe = native.probeUserfaultfd() as string | null;
+  if (probe !== null && probe.startsWith('cannot')) {
+    process.stderr.write(`starnix-pager: warning: ${probe}; every CreatePager will fail (NOT_SUPPORTED) until it can\n`);
+  } else if (probe !== null) {
+    process.stderr.write(`starnix-pager: warning: ${USER_MODE_ONLY_NOTE}\n`);
+  }
   let service: PagerService;
   try {
     service = PagerService.start({
@@ -92,12 +109,17 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
   return 0;
 }
 
-/** Why this process cannot create a userfaultfd, or null when it can. */
-function probeUserfaultfd(): string | null {
-  const why = native.probeUserfaultfd() as string | null;
-  // A user-mode-only uffd is enough for the pager (it never faults on its own mappings).
-  return why !== null && why.startsWith('cannot') ? why : null;
-}
+/**
+ * What `serve` says when this process may only have a user-mode-only uffd (no root, no
+ * CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=0, no access to /dev/userfaultfd): the pager
+ * works (it never faults on its own mappings), and clients in the same position read through
+ * the library as usual, but the kernel does not deliver faults it takes itself on their behalf.
+ */
+export const USER_MODE_ONLY_NOTE =
+  'only a user-mode-only userfaultfd is allowed here (not root, no CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=0, ' +
+  'no access to /dev/userfaultfd): serving anyway, the pager needs no more; clients limited the same way read ' +
+  'through the library as usual, but a system call given an address in their mapping (write(2) from it, ' +
+  'O_DIRECT, process_vm_readv) fails with EFAULT on a page not yet paged in';
 
 export function cmdLs(image: string, p: string, out: NodeJS.WritableStream): number {
   const img = openImage(image);
@@ -108,7 +130,10 @@ export function cmdLs(image: string, p: string, out: NodeJS.WritableStream): num
       return 0;
     }
     const entries = img.readdir(st.ino).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) out.write(`${formatEntry(e.name, img.stat(e.ino))}\n`);
+    for (const e of entries) {
+      checkOpen(out);
+      out.write(`${formatEntry(e.name, img.stat(e.ino))}\n`);
+    }
     return 0;
   } catch (e) {
     return explain(e, `ls ${image}:${p}`);
@@ -144,7 +169,10 @@ export function cmdStat(image: string, p: string, out: NodeJS.WritableStream, js
     if (st.inlineData !== undefined) out.write(`inline data: ${st.inlineData.length} bytes (kept in the inode: served directly, not paged)\n`);
     if (st.extents !== undefined) {
       out.write(`extents: ${st.extents.length}  (logical blocks [start, end) -> physical block)\n`);
-      for (const e of st.extents) out.write(`  ${e.logicalStart}-${e.logicalEnd}:${e.physicalBlock}\n`);
+      for (const e of st.extents) {
+        checkOpen(out);
+        out.write(`  ${e.logicalStart}-${e.logicalEnd}:${e.physicalBlock}\n`);
+      }
     }
     return 0;
   } catch (e) {
@@ -170,7 +198,7 @@ export async function cmdCat(image: string, p: string, flags: ServerFlags, out: 
     if (extents.length > MAX_EXTENTS) {
       throw new CliError(`${image}:${p}: ${extents.length} extents, more than the ${MAX_EXTENTS} RegisterFile takes`);
     }
-    session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+    session = PagerSession.open(flags);
     const pager = session.createPager(image, img.blockSize);
     try {
       await streamFile(pager, { name: p, inode: st.ino, size: st.size, extents }, out);
@@ -179,7 +207,7 @@ export async function cmdCat(image: string, p: string, flags: ServerFlags, out: 
     }
     return 0;
   } catch (e) {
-    return explain(e, `cat ${image}:${p}`);
+    return explain(e, `cat ${image}:${p}`, session?.refusal());
   } finally {
     session?.close();
     img.close();
@@ -205,7 +233,7 @@ export async function cmdMap(
 ): Promise<number> {
   const extents = parseExtents(args.extents);
   if (!fs.existsSync(args.backing)) throw new CliError(`no such backing file: ${args.backing}`);
-  const session = PagerSession.open(flags.svcDir, { threads: flags.threads, readahead: flags.readahead });
+  const session = PagerSession.open(flags);
   try {
     const pager = session.createPager(args.backing, args.blockSize);
     try {
@@ -215,7 +243,7 @@ export async function cmdMap(
     }
     return 0;
   } catch (e) {
-    return explain(e, 'map');
+    return explain(e, 'map', session.refusal());
   } finally {
     session.close();
   }

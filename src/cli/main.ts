@@ -1,38 +1,143 @@
 // starnix-pager: the command line. Parses arguments, runs one command, maps failures to exit
-// codes: 0 success, 1 failure (one line saying what went wrong), 2 usage error.
+// codes: 0 success, 1 failure, 2 usage error; each failure is one line on stderr starting with
+// "starnix-pager:". Output to a closed pipe stops the command quietly (see errors.ts).
 import * as fs from 'fs';
+import * as path from 'path';
 import { parseArgs } from 'util';
-import { runCodecCommand } from '../fidl/codec_cli';
-import { setLogLevel } from '../log';
+import { CODEC_HELP, runCodecCommand } from '../fidl/codec_cli';
+import { isLogLevel, logger, setLogLevel, setLogTimestamps } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
+import { BrokenPipe, CliError, EXIT_BROKEN_PIPE, isBrokenPipe, UsageError } from './errors';
 import { cmdInspect } from './inspect_command';
-import { CliError, UsageError } from './errors';
 import { cmdSuspend, cmdThaw } from './suspend_command';
 
-export const USAGE = `usage: starnix-pager COMMAND [OPTIONS]
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
-  serve --svc-dir DIR [--log-level L] [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]...
-        Serve fuchsia.starnix.runner.Manager (and starnix.pager.Mapper) in DIR until SIGINT/SIGTERM.
-        [--record FILE [--record-max-bytes N]]  record every FIDL message to FILE (MessagePack).
-  inspect FILE [--json] [--connection N] [--method NAME]
-        Print the FIDL conversation recorded in FILE, decoded.
-  ls IMAGE [PATH]            List a directory of an ext4 image (default /).
-  stat IMAGE PATH [--json]   Inode, type, size and extents of PATH.
-  cat IMAGE PATH             Write PATH's bytes to stdout, paged in through the pager.
-  map --backing FILE --block-size N --size S --extents L0-L1:P,... [--offset O] [--length L]
-        Register one file against a backing file and write its paged bytes to stdout.
-  suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json]
-        [--wake-timeout-ms MS]   Freeze the cgroup v2 DIR with SuspendContainer until a wake source
-        fires: MS after it fell asleep, or a line on stdin (with none, it resumes at once, as
-        upstream); print the time asleep and the reason.
-  thaw --state-file FILE | --svc-dir DIR
-        Thaw every cgroup a killed server left frozen (its ledger, DIR/.frozen-cgroups.json).
-  fidl encode --type LIB/Type    JSON on stdin -> FIDL wire bytes of that type on stdout.
-  fidl decode --type LIB/Type    FIDL wire bytes on stdin -> JSON on stdout.
+interface Command {
+  /** One line: the command and its arguments. */
+  synopsis: string;
+  /** What it does, for the overview. */
+  summary: string;
+  /** The rest of `COMMAND --help`. */
+  details: string;
+}
 
-  cat, map and suspend use an embedded in-process server unless --svc-dir DIR names a running one.
-  Common options: --svc-dir DIR, --threads N, --readahead fixed|adaptive, --log-level error|warn|info|debug.
-  Exit status: 0 success, 1 failure, 2 usage error.`;
+const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
+  --threads N            pager threads of the embedded server (default 2)
+  --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`;
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--log-level L]',
+    summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
+    details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
+and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
+userfaultfd access allows. Logs counters every 10 s at info.
+
+  --svc-dir DIR          the service directory (required)
+  --threads N            pager threads per pager (default 2)
+  --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
+  --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
+  --record-max-bytes N   stop recording once FILE holds N bytes
+  --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
+  },
+  inspect: {
+    synopsis: 'inspect FILE [--json] [--connection N] [--method NAME]',
+    summary: 'print the FIDL conversation recorded by serve --record FILE, decoded',
+    details: `  --json                 one JSON object per message
+  --connection N         only connection N
+  --method NAME          only messages of method NAME`,
+  },
+  ls: {
+    synopsis: 'ls IMAGE [PATH]',
+    summary: 'list a directory of an ext2/3/4 image (default /)',
+    details: 'One line per entry: type, mode, inode, size, name (symlinks with their target).',
+  },
+  stat: {
+    synopsis: 'stat IMAGE PATH [--json]',
+    summary: 'inode, type, size and extents of PATH',
+    details: `Extents are L0-L1:P, logical blocks [L0, L1) stored from physical block P on.
+  --json                 the same as JSON (64-bit numbers as strings)`,
+  },
+  cat: {
+    synopsis: 'cat IMAGE PATH [--svc-dir DIR]',
+    summary: "write PATH's bytes to stdout, paged in through the pager",
+    details: `Every byte is read through a mapping whose pages the pager fills on first touch.
+${SERVER_OPTION_HELP}`,
+  },
+  map: {
+    synopsis: 'map --backing FILE --block-size N --size S --extents L0-L1:P,... [--offset O] [--length L] [--svc-dir DIR]',
+    summary: 'register one file against a backing file and write its paged bytes',
+    details: `For runner authors checking an extent list: the file of --size bytes whose logical blocks
+[L0, L1) are at physical block P of FILE (holes read as zeros).
+  --name NAME, --inode N the name and inode number to register (default "map", 1)
+  --offset O, --length L write only [O, O+L) of the file
+${SERVER_OPTION_HELP}`,
+  },
+  suspend: {
+    synopsis: 'suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json] [--svc-dir DIR | --wake-timeout-ms MS]',
+    summary: 'freeze a cgroup v2 directory through SuspendContainer until a wake source fires',
+    details: `As a runner would: registers a wake watcher (says asleep and awake on stderr as the server
+raises them), adds the wake sources asked for, suspends DIR (its processes stop: cgroup.freeze),
+and prints how long it slept and what woke it. With no wake source it resumes at once (upstream's
+rule); a running server (--svc-dir) or the embedded one wakes it after 9 s at most.
+  --cgroup DIR           the container: a directory of a cgroup v2 file system (required)
+  --wake-after-ms MS     wake it MS after it fell asleep (an eventfd wake source, "cli-timer")
+  --wake-on-stdin        wake it when a line arrives on stdin (a socket wake source, "cli-stdin")
+  --wake-lock-after-ms MS  raise the wake locks after MS: the suspend ends with WAKE_LOCKS_EXIST
+  --wake-timeout-ms MS   the embedded server's longest wait for a wake source (default 9000)
+  --json                 the result as one JSON object
+  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
+  --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
+  },
+  thaw: {
+    synopsis: 'thaw --state-file FILE | --svc-dir DIR',
+    summary: 'thaw every cgroup a killed server left frozen (its ledger)',
+    details: `A server writes the cgroups it freezes to DIR/.frozen-cgroups.json and thaws them itself on
+SIGTERM; after a SIGKILL the next server on DIR thaws them at start, and this does it by hand.
+An entry is thawed only while its path still names the same cgroup, in the same boot.
+  --state-file FILE      the ledger
+  --svc-dir DIR          the ledger of the server serving DIR (DIR/.frozen-cgroups.json)`,
+  },
+  fidl: {
+    synopsis: 'fidl encode|decode --type LIB/Type',
+    summary: 'JSON on stdin -> FIDL wire bytes on stdout, and back',
+    details: CODEC_HELP,
+  },
+};
+
+const OVERVIEW = `usage: starnix-pager COMMAND [OPTIONS]
+
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`).join('\n')}
+
+  starnix-pager COMMAND --help   that command's arguments and options
+  starnix-pager --version        the version
+  Exit status: 0 success, 1 failure, 2 usage error; a closed stdout ends a command quietly.`;
+
+function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  return `usage: starnix-pager ${c.synopsis}\n\n${c.summary[0].toUpperCase()}${c.summary.slice(1)}.\n${c.details}\n`;
+}
+
+/** A usage error about `command`, in one line that also says where to look. */
+function usage(command: string, what: string): UsageError {
+  return new UsageError(`${command}: ${what} (usage: starnix-pager ${COMMANDS[command].synopsis}; see starnix-pager ${command} --help)`);
+}
+
+/** The package's version, from its package.json (two or three levels up: src/cli or dist/src/cli). */
+export function version(): string {
+  for (const up of [['..', '..'], ['..', '..', '..']]) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, ...up, 'package.json'), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'starnix-pager') return pkg.version;
+    } catch {
+      /* not here: one more level up */
+    }
+  }
+  return 'unknown';
+}
 
 const SERVER_OPTIONS = {
   'svc-dir': { type: 'string' },
@@ -42,86 +147,163 @@ const SERVER_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function intArg(name: string, v: string | undefined, min: number, max: number): number | undefined {
+const LOG_OPTIONS = {
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function intArg(command: string, name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} takes a whole number, not "${v}"`);
+  if (!/^\d+$/.test(v)) throw usage(command, `--${name} takes a whole number, not "${v}"`);
   const n = Number(v);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}`);
+  if (n < min || n > max) throw usage(command, `--${name} must be between ${min} and ${max}, not ${v}`);
   return n;
 }
 
-function bigArg(name: string, v: string | undefined): bigint | undefined {
+function bigArg(command: string, name: string, v: string | undefined): bigint | undefined {
   if (v === undefined) return undefined;
-  if (!/^(0x[0-9a-fA-F]+|\d+)$/.test(v)) throw new UsageError(`--${name} takes a whole number, not "${v}"`);
+  if (!/^(0x[0-9a-fA-F]+|\d+)$/.test(v)) throw usage(command, `--${name} takes a whole number, not "${v}"`);
   return BigInt(v);
 }
 
-function serverFlags(values: Record<string, unknown>): ServerFlags {
+function applyLogLevel(command: string, values: Record<string, unknown>): void {
+  const level = values['log-level'] as string | undefined;
+  if (level === undefined) return;
+  if (!isLogLevel(level)) throw usage(command, `--log-level is error, warn, info or debug, not "${level}"`);
+  setLogLevel(level);
+}
+
+function serverFlags(command: string, values: Record<string, unknown>): ServerFlags {
   const readahead = values.readahead as string | undefined;
   if (readahead !== undefined && readahead !== 'fixed' && readahead !== 'adaptive') {
-    throw new UsageError('--readahead is fixed or adaptive');
+    throw usage(command, `--readahead is fixed or adaptive, not "${readahead}"`);
   }
-  const level = values['log-level'] as string | undefined;
-  if (level !== undefined) {
-    if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new UsageError('--log-level is error, warn, info or debug');
-    setLogLevel(level);
-  }
+  applyLogLevel(command, values);
   return {
     svcDir: values['svc-dir'] as string | undefined,
-    threads: intArg('threads', values.threads as string | undefined, 1, 64),
+    threads: intArg(command, 'threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    // At info and debug the user watches the server's lines as they come; at warn and error an
+    // embedded server's refusal becomes the detail of the command's one-line error.
+    captureServerLogs: !logger.isLevelEnabled('info'),
   };
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
+/**
+ * getopt's rule for an option that takes a value: the next argument is its value even when it
+ * starts with '-' (`--size -5`), unless it is itself one of the command's options. util.parseArgs
+ * refuses such values as ambiguous; joining them as `--size=-5` lets the value's own check speak.
+ */
+function joinDashValues(args: string[], options: Record<string, OptionSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    const next = args[i + 1];
+    if (name !== null && options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && next !== '--') {
+      const nextName = next.startsWith('--') ? next.slice(2).split('=')[0] : null;
+      const isOption = nextName !== null ? nextName in options : Object.values(options).some((o) => o.short === next.slice(1));
+      if (!isOption) {
+        out.push(`${a}=${next}`);
+        i++;
+        continue;
+      }
+    }
+    out.push(a);
   }
+  return out;
+}
+
+function parse<T extends Record<string, OptionSpec>>(command: string, args: string[], options: T) {
+  try {
+    return parseArgs({ args: joinDashValues(args, options), options, allowPositionals: true, strict: true });
+  } catch (e) {
+    // util.parseArgs's messages run to three lines; say the same in a few words.
+    const err = e as NodeJS.ErrnoException;
+    const quoted = /'([^']+)'/.exec(err.message)?.[1] ?? '';
+    switch (err.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+        throw usage(command, `unknown option ${quoted}`);
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+        const option = quoted.split(' ')[0];
+        throw usage(command, options[option.replace(/^-+/, '')]?.type === 'boolean' ? `${option} takes no value` : `${option} needs a value`);
+      }
+      default:
+        throw usage(command, err.message.split('\n')[0]);
+    }
+  }
+}
+
+/** Checks the positional arguments against `names` (the optional ones in [brackets]). */
+function positionals(command: string, got: string[], names: string[]): string[] {
+  const required = names.filter((n) => !n.startsWith('['));
+  if (got.length < required.length) {
+    const missing = required.slice(got.length);
+    throw usage(command, `missing ${missing.join(' and ')}`);
+  }
+  if (got.length > names.length) throw usage(command, `unexpected argument "${got[names.length]}"`);
+  return got;
+}
+
+function wantsHelp(args: string[]): boolean {
+  const beforeDashDash = args.indexOf('--') < 0 ? args : args.slice(0, args.indexOf('--'));
+  return beforeDashDash.includes('--help') || beforeDashDash.includes('-h');
 }
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === undefined) throw new UsageError('no command given (see starnix-pager --help)');
+  if (command === 'help' || command === '--help' || command === '-h') {
+    const topic = rest[0];
+    if (topic !== undefined && topic in COMMANDS) process.stdout.write(commandHelp(topic));
+    else process.stdout.write(OVERVIEW + '\n');
+    return 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`starnix-pager ${version()}\n`);
+    return 0;
+  }
+  if (!(command in COMMANDS)) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; see starnix-pager --help)`);
+  if (wantsHelp(rest)) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
   switch (command) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE + '\n');
-      return command === undefined ? 2 : 0;
     case 'serve': {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals: pos } = parse(command, rest, {
         ...SERVER_OPTIONS,
         'allow-uid': { type: 'string', multiple: true },
         record: { type: 'string' },
         'record-max-bytes': { type: 'string' },
       });
-      if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
-      const allow = (values['allow-uid'] as string[] | undefined)?.map((u) => intArg('allow-uid', u, 0, 0xffffffff) as number);
-      const recordMaxBytes = intArg('record-max-bytes', values['record-max-bytes'] as string | undefined, 1024, Number.MAX_SAFE_INTEGER);
-      if (recordMaxBytes !== undefined && values.record === undefined) throw new UsageError('--record-max-bytes needs --record FILE');
-      return cmdServe({ ...serverFlags(values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes });
+      positionals(command, pos, []);
+      if (values['svc-dir'] === undefined) throw usage(command, 'missing --svc-dir DIR');
+      const allow = (values['allow-uid'] as string[] | undefined)?.map((u) => intArg(command, 'allow-uid', u, 0, 0xffffffff) as number);
+      const recordMaxBytes = intArg(command, 'record-max-bytes', values['record-max-bytes'] as string | undefined, 1024, Number.MAX_SAFE_INTEGER);
+      if (recordMaxBytes !== undefined && values.record === undefined) throw usage(command, '--record-max-bytes needs --record FILE');
+      setLogTimestamps(true);
+      return cmdServe({ ...serverFlags(command, values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes });
     }
     case 'ls': {
-      const { values, positionals } = parse(rest, SERVER_OPTIONS);
-      serverFlags(values);
-      if (positionals.length < 1 || positionals.length > 2) throw new UsageError('ls IMAGE [PATH]');
-      return cmdLs(positionals[0], positionals[1] ?? '/', process.stdout);
+      const { values, positionals: pos } = parse(command, rest, LOG_OPTIONS);
+      applyLogLevel(command, values);
+      const [image, p] = positionals(command, pos, ['IMAGE', '[PATH]']);
+      return cmdLs(image, p ?? '/', process.stdout);
     }
     case 'stat': {
-      const { values, positionals } = parse(rest, { ...SERVER_OPTIONS, json: { type: 'boolean' } });
-      serverFlags(values);
-      if (positionals.length !== 2) throw new UsageError('stat IMAGE PATH');
-      return cmdStat(positionals[0], positionals[1], process.stdout, Boolean(values.json));
+      const { values, positionals: pos } = parse(command, rest, { ...LOG_OPTIONS, json: { type: 'boolean' } });
+      applyLogLevel(command, values);
+      const [image, p] = positionals(command, pos, ['IMAGE', 'PATH']);
+      return cmdStat(image, p, process.stdout, Boolean(values.json));
     }
     case 'cat': {
-      const { values, positionals } = parse(rest, SERVER_OPTIONS);
-      if (positionals.length !== 2) throw new UsageError('cat IMAGE PATH');
-      return cmdCat(positionals[0], positionals[1], serverFlags(values), process.stdout);
+      const { values, positionals: pos } = parse(command, rest, SERVER_OPTIONS);
+      const flags = serverFlags(command, values);
+      const [image, p] = positionals(command, pos, ['IMAGE', 'PATH']);
+      return cmdCat(image, p, flags, process.stdout);
     }
     case 'map': {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals: pos } = parse(command, rest, {
         ...SERVER_OPTIONS,
         backing: { type: 'string' },
         'block-size': { type: 'string' },
@@ -132,28 +314,41 @@ async function run(argv: string[]): Promise<number> {
         name: { type: 'string' },
         inode: { type: 'string' },
       });
-      if (positionals.length > 0) throw new UsageError(`map takes options only, got "${positionals[0]}"`);
-      const flags = serverFlags(values);
+      positionals(command, pos, []);
+      const flags = serverFlags(command, values);
+      // Values given are checked first: `--size -5` is wrong whatever else is missing.
+      const args = {
+        backing: values.backing as string,
+        blockSize: intArg(command, 'block-size', values['block-size'] as string | undefined, 1, 1 << 30) as number,
+        size: bigArg(command, 'size', values.size as string | undefined) as bigint,
+        extents: values.extents as string,
+        offset: bigArg(command, 'offset', values.offset as string | undefined),
+        length: bigArg(command, 'length', values.length as string | undefined),
+        name: values.name as string | undefined,
+        inode: intArg(command, 'inode', values.inode as string | undefined, 0, 0xffffffff),
+      };
       const need = ['backing', 'block-size', 'size', 'extents'].filter((k) => values[k as keyof typeof values] === undefined);
-      if (need.length > 0) throw new UsageError(`map needs ${need.map((k) => `--${k}`).join(', ')}`);
-      return cmdMap(
-        {
-          backing: values.backing as string,
-          blockSize: intArg('block-size', values['block-size'] as string, 1, 1 << 30) as number,
-          size: bigArg('size', values.size as string) as bigint,
-          extents: values.extents as string,
-          offset: bigArg('offset', values.offset as string | undefined),
-          length: bigArg('length', values.length as string | undefined),
-          name: values.name as string | undefined,
-          inode: intArg('inode', values.inode as string | undefined, 0, 0xffffffff),
-        },
-        flags,
-        process.stdout,
-      );
+      if (need.length > 0) throw usage(command, `needs ${need.map((k) => `--${k}`).join(', ')}`);
+      return cmdMap(args, flags, process.stdout);
+    }
+    case 'inspect': {
+      const { values, positionals: pos } = parse(command, rest, {
+        json: { type: 'boolean' },
+        connection: { type: 'string' },
+        method: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      });
+      const [file] = positionals(command, pos, ['FILE']);
+      return cmdInspect(file, {
+        json: Boolean(values.json),
+        connection: intArg(command, 'connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
+        method: values.method as string | undefined,
+      }, process.stdout);
     }
     case 'suspend': {
-      const { values, positionals } = parse(rest, {
-        ...SERVER_OPTIONS,
+      const { values, positionals: pos } = parse(command, rest, {
+        ...LOG_OPTIONS,
+        'svc-dir': { type: 'string' },
         cgroup: { type: 'string' },
         'wake-after-ms': { type: 'string' },
         'wake-on-stdin': { type: 'boolean' },
@@ -161,54 +356,40 @@ async function run(argv: string[]): Promise<number> {
         'wake-timeout-ms': { type: 'string' },
         json: { type: 'boolean' },
       });
-      if (positionals.length > 0) throw new UsageError(`suspend takes options only, got "${positionals[0]}"`);
-      const flags = serverFlags(values);
-      if (values.cgroup === undefined) throw new UsageError('suspend needs --cgroup DIR');
-      const ms = (name: string) => intArg(name, values[name as keyof typeof values] as string | undefined, 0, 24 * 3600 * 1000);
-      if (values['wake-timeout-ms'] !== undefined && flags.svcDir !== undefined) {
-        throw new UsageError('--wake-timeout-ms sets the embedded server\'s wait; a running server (--svc-dir) has its own');
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const ms = (name: string) => intArg(command, name, values[name as keyof typeof values] as string | undefined, 0, 24 * 3600 * 1000);
+      const flags = {
+        cgroup: values.cgroup as string,
+        svcDir: values['svc-dir'] as string | undefined,
+        wakeAfterMs: ms('wake-after-ms'),
+        wakeOnStdin: Boolean(values['wake-on-stdin']),
+        wakeLockAfterMs: ms('wake-lock-after-ms'),
+        wakeTimeoutMs: ms('wake-timeout-ms'),
+        json: Boolean(values.json),
+      };
+      if (values.cgroup === undefined) throw usage(command, 'missing --cgroup DIR');
+      if (flags.wakeTimeoutMs !== undefined && flags.svcDir !== undefined) {
+        throw usage(command, "--wake-timeout-ms sets the embedded server's wait; a running server (--svc-dir) has its own");
       }
-      return cmdSuspend(
-        {
-          cgroup: values.cgroup as string,
-          svcDir: flags.svcDir,
-          wakeAfterMs: ms('wake-after-ms'),
-          wakeOnStdin: Boolean(values['wake-on-stdin']),
-          wakeLockAfterMs: ms('wake-lock-after-ms'),
-          wakeTimeoutMs: ms('wake-timeout-ms'),
-          json: Boolean(values.json),
-        },
-        process.stdout,
-        process.stderr,
-      );
+      return cmdSuspend(flags, process.stdout, process.stderr);
     }
     case 'thaw': {
-      const { values, positionals } = parse(rest, { 'svc-dir': { type: 'string' }, 'state-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } });
-      if (positionals.length > 0) throw new UsageError(`thaw takes options only, got "${positionals[0]}"`);
-      const file = (values['state-file'] as string | undefined) ?? (values['svc-dir'] !== undefined ? `${values['svc-dir'] as string}/.frozen-cgroups.json` : undefined);
-      if (file === undefined) throw new UsageError('thaw needs --state-file FILE or --svc-dir DIR');
+      const { values, positionals: pos } = parse(command, rest, { ...LOG_OPTIONS, 'svc-dir': { type: 'string' }, 'state-file': { type: 'string' } });
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const svcDir = values['svc-dir'] as string | undefined;
+      const file = (values['state-file'] as string | undefined) ?? (svcDir !== undefined ? path.join(svcDir, '.frozen-cgroups.json') : undefined);
+      if (file === undefined) throw usage(command, 'needs --state-file FILE or --svc-dir DIR');
       return cmdThaw(file, process.stdout);
-    }
-    case 'inspect': {
-      const { values, positionals } = parse(rest, {
-        json: { type: 'boolean' },
-        connection: { type: 'string' },
-        method: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      });
-      if (positionals.length !== 1) throw new UsageError('inspect FILE [--json] [--connection N] [--method NAME]');
-      return cmdInspect(positionals[0], {
-        json: Boolean(values.json),
-        connection: intArg('connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
-        method: values.method as string | undefined,
-      }, process.stdout);
     }
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);
-      return runCodecCommand(rest, stdin, { stdout: process.stdout, stderr: process.stderr });
+      const code = runCodecCommand(rest, stdin, { stdout: process.stdout, stderr: process.stderr });
+      return code;
     }
     default:
-      throw new UsageError(`unknown command "${command}"`);
+      throw new Error(`command ${command} has no case`);
   }
 }
 
@@ -221,20 +402,48 @@ function readStdin(): Buffer {
   }
 }
 
+/**
+ * Watches stdout for its reader going away. Writes to a pipe report EPIPE as an 'error' event
+ * (unhandled, it kills the process with a stack trace); here it only marks the pipe broken.
+ */
+function watchStdout(): { broken: () => boolean; flush: () => Promise<void> } {
+  let broken = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') broken = true;
+    else process.stderr.write(`starnix-pager: cannot write to stdout: ${e.message}\n`);
+  });
+  const flush = () =>
+    new Promise<void>((resolve) => {
+      if (process.stdout.destroyed) return resolve();
+      process.stdout.write('', () => resolve());
+    });
+  return { broken: () => broken || (process.stdout.destroyed && process.stdout.errored !== null), flush };
+}
+
 /** Runs the CLI; resolves to the exit status (the bin script sets process.exitCode). */
 export async function main(argv: string[]): Promise<number> {
+  setLogTimestamps(false); // one-shot commands; serve turns them back on
+  const stdout = watchStdout();
+  let code: number;
   try {
-    return await run(argv);
+    code = await run(argv);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`starnix-pager: ${e.message}\n\n${USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof CliError) {
+    if (isBrokenPipe(e)) {
+      code = EXIT_BROKEN_PIPE;
+    } else if (e instanceof UsageError) {
       process.stderr.write(`starnix-pager: ${e.message}\n`);
-      return 1;
+      return 2;
+    } else if (e instanceof CliError) {
+      process.stderr.write(`starnix-pager: ${e.message}\n`);
+      code = 1;
+    } else {
+      // A bug of ours: the first line says what; the stack follows for the report.
+      process.stderr.write(`starnix-pager: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+      code = 1;
     }
-    process.stderr.write(`starnix-pager: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
-    return 1;
   }
+  await stdout.flush();
+  return stdout.broken() ? EXIT_BROKEN_PIPE : code;
 }
+
+export { BrokenPipe, EXIT_BROKEN_PIPE };

@@ -2,9 +2,11 @@
 // embedded in-process one by default), and streaming a file's paged bytes to an output.
 import * as fs from 'fs';
 import { FileMapping, FileRegistration, PagerClientConnection, RemotePager } from '../client';
-import { EmbeddedService, PagerServiceOptions } from '../server/service';
+import { LogCapture, logger } from '../log';
+import { EmbeddedService } from '../server/service';
 import { ServiceDirError } from '../transport/service_dir';
-import { CliError } from './errors';
+import type { ServerFlags } from './commands';
+import { BrokenPipe, CliError } from './errors';
 import { Progress } from './progress';
 
 /** Reads go through the mapping in chunks this large (each a few read-ahead windows). */
@@ -13,22 +15,45 @@ const CHUNK = 4 * 1024 * 1024;
 const WRITE_CHUNK = 64 * 1024 * 1024;
 
 export class PagerSession {
+  private reported: number | null = null;
+
   private constructor(
     readonly connection: PagerClientConnection,
     private readonly embedded: EmbeddedService | null,
+    private readonly capture: LogCapture | null,
   ) {}
 
-  static open(svcDir: string | undefined, serviceOptions: Omit<PagerServiceOptions, 'svcDir'> = {}): PagerSession {
-    if (svcDir === undefined) {
-      const embedded = EmbeddedService.start(serviceOptions);
-      return new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded);
+  /** A running server's (--svc-dir), or an embedded in-process one's. */
+  static open(flags: ServerFlags): PagerSession {
+    if (flags.svcDir === undefined) {
+      const capture = flags.captureServerLogs ? new LogCapture('warn') : null;
+      try {
+        const embedded = EmbeddedService.start({ threads: flags.threads, readahead: flags.readahead });
+        try {
+          return new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded, capture);
+        } catch (e) {
+          embedded.close();
+          throw e;
+        }
+      } catch (e) {
+        capture?.stop();
+        throw e;
+      }
     }
     try {
-      return new PagerSession(PagerClientConnection.connect(svcDir), null);
+      return new PagerSession(PagerClientConnection.connect(flags.svcDir), null, null);
     } catch (e) {
       if (e instanceof ServiceDirError) throw new CliError(`server unreachable: ${e.message}`);
       throw e;
     }
+  }
+
+  /** What the embedded server last warned about (why it refused a request), if it did. */
+  refusal(): string | undefined {
+    const events = this.capture?.events ?? [];
+    if (events.length === 0) return undefined;
+    this.reported = events.length - 1;
+    return events[this.reported].message;
   }
 
   /** CreatePager over the image file at `imagePath` (its fd travels to the server). */
@@ -42,14 +67,23 @@ export class PagerSession {
     return this.connection.createPager(fd, blockSize);
   }
 
+  /** Closes the connection and the embedded server; then prints, one line each, the server's
+   *  warnings that did not become part of an error (when the log level shows warnings). */
   close(): void {
     this.connection.close();
     this.embedded?.close();
+    if (this.capture === null) return;
+    this.capture.stop();
+    if (!logger.isLevelEnabled('warn')) return;
+    this.capture.events.forEach((ev, i) => {
+      if (i !== this.reported) process.stderr.write(`starnix-pager: ${ev.level}: ${ev.line}\n`);
+    });
   }
 }
 
 /** Writes to a stream, waiting when it asks us to (a slow pipe must not make us buffer the file). */
 export async function writeAll(out: NodeJS.WritableStream, buf: Uint8Array): Promise<void> {
+  if ((out as { destroyed?: boolean }).destroyed) throw new BrokenPipe();
   if (buf.length === 0) return;
   if (!out.write(buf)) await new Promise<void>((resolve, reject) => {
     const onDrain = () => { out.off('error', onError); resolve(); };
@@ -59,7 +93,7 @@ export async function writeAll(out: NodeJS.WritableStream, buf: Uint8Array): Pro
   });
 }
 
-/** The reader of the output went away (a closed pipe): the command stops quietly, as `cat` does. */
+/** The reader of the output went away (a closed pipe). */
 function isClosedOutput(e: unknown): boolean {
   const err = e as NodeJS.ErrnoException;
   return err?.code === 'EPIPE' && err.syscall === 'write';
@@ -71,7 +105,8 @@ function isClosedOutput(e: unknown): boolean {
  * descriptor (stdout: a file, a pipe, /dev/null) is written with write(2) straight from the mapping
  * (FileMapping.writeTo: no buffer, no copy here: what `cat` and `map` do with stdout). Any other
  * stream gets a new buffer per chunk (readAsync), since a stream may keep what it was given. If the
- * output is a pipe whose reader went away, streaming stops quietly. Returns the bytes written.
+ * output is a pipe whose reader went away, streaming stops with a BrokenPipe (which the CLI ends
+ * quietly with). Returns the bytes written.
  */
 export async function streamFile(
   pager: RemotePager,
@@ -125,7 +160,8 @@ export async function streamFile(
         }
       }
     } catch (e) {
-      if (isClosedOutput(e)) return at - start;
+      // The reader went away: main() ends the command quietly, by SIGPIPE as `cat` is.
+      if (isClosedOutput(e)) throw new BrokenPipe();
       throw e;
     }
     progress.finish();

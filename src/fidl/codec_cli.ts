@@ -2,7 +2,8 @@
 // body, at rest, no transactional header) on stdout, and back. Handles cannot travel through a
 // pipe: {"handle": N} stands for the N-th handle of the message (encode writes its presence
 // marker; decode prints the handles in order of appearance as 0, 1, ...).
-// Exit status: 0 ok, 1 bad input (one line on stderr), 2 usage error.
+// JSON field names: the FIDL ones are canonical, camelCase ones are accepted (see json.ts).
+// Exit status: 0 ok, 1 bad input, 2 usage error; each failure is one line on stderr.
 import { FidlDecodeError, FidlEncodeError } from './errors';
 import { Decoder, closeAll } from './decoder';
 import { encodeValue } from './encoder';
@@ -19,7 +20,21 @@ const LIBRARIES: Record<string, Readonly<Record<string, FidlType>>> = {
   [pager.LIBRARY_NAME]: pager.types,
 };
 
-const USAGE = 'usage: starnix-pager fidl encode|decode --type LIB/Type  (e.g. fuchsia.starnix.runner/PagerRegisterFileRequest)';
+const SYNOPSIS = 'starnix-pager fidl encode|decode --type LIB/Type';
+
+/** The rest of `starnix-pager fidl --help`. */
+export const CODEC_HELP = `  encode    JSON on stdin -> the wire bytes of the type's body on stdout (no transactional header)
+  decode    those bytes on stdin -> JSON on stdout
+  --type LIB/Type   e.g. fuchsia.starnix.runner/PagerRegisterFileRequest (the FIDL name, or the
+                    generated one: Pager_RegisterFile_Result or PagerRegisterFileResult)
+JSON: fields by their FIDL names (inode_num; camelCase inodeNum is accepted too), 64-bit integers
+as strings ("8192"; a JSON number is accepted below 2^53), handles as {"handle": N} (the N-th
+handle of the message), unions as {"tag": "member", "value": ...}, absent values as null.
+Libraries: ${Object.keys(LIBRARIES).join(', ')}.`;
+
+function usageLine(what: string): string {
+  return `starnix-pager: fidl: ${what} (usage: ${SYNOPSIS}; see starnix-pager fidl --help)\n`;
+}
 
 /** A stand-in for a handle that is only a number: closing it closes nothing. */
 export class HandleStandIn extends Handle {
@@ -51,22 +66,39 @@ export function lookupType(name: string): FidlType | undefined {
 export function runCodecCommand(argv: string[], stdin: Buffer, out: CodecIo): number {
   const args = argv[0] === 'fidl' ? argv.slice(1) : argv;
   const verb = args[0];
+  if (verb === '--help' || verb === '-h') {
+    out.stdout.write(`usage: ${SYNOPSIS}\n\n${CODEC_HELP}\n`);
+    return 0;
+  }
+  if (verb === undefined) {
+    out.stderr.write(usageLine('missing encode or decode'));
+    return 2;
+  }
+  if (verb !== 'encode' && verb !== 'decode') {
+    out.stderr.write(usageLine(`"${verb}" is not encode or decode`));
+    return 2;
+  }
   let typeName: string | undefined;
   for (let i = 1; i < args.length; i++) {
-    if (args[i] === '--type' && i + 1 < args.length) typeName = args[++i];
-    else if (args[i].startsWith('--type=')) typeName = args[i].slice('--type='.length);
+    if (args[i] === '--type') {
+      if (i + 1 >= args.length) {
+        out.stderr.write(usageLine('--type needs a value'));
+        return 2;
+      }
+      typeName = args[++i];
+    } else if (args[i].startsWith('--type=')) typeName = args[i].slice('--type='.length);
     else {
-      out.stderr.write(`unexpected argument ${args[i]}\n${USAGE}\n`);
+      out.stderr.write(usageLine(`unexpected argument "${args[i]}"`));
       return 2;
     }
   }
-  if ((verb !== 'encode' && verb !== 'decode') || typeName === undefined) {
-    out.stderr.write(`${USAGE}\n`);
+  if (typeName === undefined) {
+    out.stderr.write(usageLine('missing --type LIB/Type'));
     return 2;
   }
   const type = lookupType(typeName);
   if (type === undefined) {
-    out.stderr.write(`unknown type ${typeName} (libraries: ${Object.keys(LIBRARIES).join(', ')})\n`);
+    out.stderr.write(usageLine(`unknown type ${typeName} (libraries: ${Object.keys(LIBRARIES).join(', ')})`));
     return 2;
   }
   try {
@@ -75,7 +107,7 @@ export function runCodecCommand(argv: string[], stdin: Buffer, out: CodecIo): nu
       try {
         json = JSON.parse(stdin.toString('utf8'));
       } catch (e) {
-        out.stderr.write(`invalid JSON on stdin: ${(e as Error).message}\n`);
+        out.stderr.write(`starnix-pager: fidl: invalid JSON on stdin: ${(e as Error).message}\n`);
         return 1;
       }
       const value = fromJson(type, json as never, (n) => new HandleStandIn(n));
@@ -88,10 +120,10 @@ export function runCodecCommand(argv: string[], stdin: Buffer, out: CodecIo): nu
     return 0;
   } catch (e) {
     if (e instanceof FidlDecodeError || e instanceof FidlEncodeError) {
-      out.stderr.write(`${e.message}\n`);
+      out.stderr.write(`starnix-pager: fidl: ${e.message}\n`);
       return 1;
     }
-    out.stderr.write(`error: ${(e as Error).message}\n`);
+    out.stderr.write(`starnix-pager: fidl: ${(e as Error).message}\n`);
     return 1;
   }
 }

@@ -2,8 +2,11 @@
 // ThreadSanitizer (issue 18). Each failed before its fix; the use-after-free fails loudly only in
 // the sanitized build (`npm run test:sanitize`), which runs this file too.
 import * as fs from 'fs';
-import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { spawn, spawnSync } from 'child_process';
 import { memfdPager, waitFor } from './helpers';
+
+const STOPPED_READER_JS = path.join(__dirname, '..', '..', 'dist', 'test', 'pager', 'stopped_reader_child.js');
 
 describe('pager core under the sanitizers', () => {
   test('a file forgotten by the recheck probe (flock(LOCK_UN) by a holder) is forgotten once, with its name', async () => {
@@ -31,5 +34,24 @@ describe('pager core under the sanitizers', () => {
       pager.stop();
       fs.closeSync(backing);
     }
+  });
+
+  test('a read after the pager stopped fails with EPIPE (no watchPager, same process), and the process exits', async () => {
+    const child = spawn(process.execPath, [STOPPED_READER_JS], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    // Before the fix the first read never settled and the process never exited.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+    const status = await exited;
+    clearTimeout(timer);
+    expect({ status, err }).toEqual({ status: 0, err: '' });
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toBe('before stop: ok');
+    expect(lines[1]).toMatch(/^async: EPIPE the pager is gone: the page at offset 524288 was never paged in$/);
+    expect(lines[2]).toMatch(/^sync: EPIPE the pager is gone: the page at offset 528384 was never paged in$/);
+    expect(lines[3]).toBe('after stop: ok');
   });
 });

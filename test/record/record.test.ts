@@ -120,7 +120,7 @@ describe('a recorded CLI cat and a hostile client', () => {
       'Mapper AttachMapping reply',
     ]);
     const [create, register, registered, attach] = cat;
-    expect(create.payload).toMatchObject({ blockSize: expect.any(String), backingVmo: { handle: 0 }, pager: { handle: 1 } });
+    expect(create.payload).toMatchObject({ block_size: expect.any(String), backing_vmo: { handle: 0 }, pager: { handle: 1 } });
     expect(create.handles).toEqual(['file READ', 'socket-seqpacket READ|WRITE']);
     expect(register.payload).toMatchObject({ name: '/data.bin', size: String(content.length) });
     expect(registered.replyTo).toBe(register.n);
