@@ -37,6 +37,9 @@ constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window
 // A sequential window beyond the faulter's first kJob bytes is cut into kJob-sized read-ahead
 // jobs that any idle pager thread takes (front to back), each woken kJobChunk at a time.
 constexpr uint64_t kJob = 512 * 1024;
+// Records per thread's trace ring (64 bytes each: 4 MiB): a 1 GiB first read fills ~2100 windows,
+// and the ring is drained every 100 ms.
+constexpr size_t kTraceRingRecords = 65536;
 constexpr uint64_t kJobChunk = 128 * 1024;
 constexpr uint64_t kStopTag = 1;
 constexpr uint64_t kInotifyTag = 2;
@@ -154,7 +157,8 @@ struct Attachment {
 // The per-thread worker that puts pages into a file: the seed's SupplyHelper.
 class Filler {
  public:
-  explicit Filler(Pager* pager) : pager_(pager), page_(uffd::PageSize()) {
+  explicit Filler(Pager* pager, trace::Ring* trace_ring = nullptr)
+      : pager_(pager), page_(uffd::PageSize()), trace_ring_(trace_ring) {
     void* buf = mmap(nullptr, kTransferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     buf_ = buf == MAP_FAILED ? nullptr : static_cast<uint8_t*>(buf);
   }
@@ -194,6 +198,7 @@ class Filler {
 
   Pager* pager_;
   uint64_t page_;
+  trace::Ring* trace_ring_;  // this thread's vmo_read records, when tracing
   uint8_t* buf_ = nullptr;
 };
 
@@ -345,6 +350,7 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
 
 void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk,
                   uint64_t chunk, bool poison_first) {
+  trace::VmoReadScope traced(trace_ring_, att.id, f.inode, fault_fo, end - fault_fo, poison_first);
   uint64_t cursor = fault_fo;
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
   int failure = 0;
@@ -358,10 +364,12 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
       case Kind::kHole:
         err = Zero(f, cursor, p.len, &done);
         pager_->bytes_zeroed_ += done;
+        traced.ev.bytes_zeroed += done;
         break;
       case Kind::kDirect:
         err = Copy(f, cursor, pager_->backing_map_ + p.phys, p.len, &done, &copied);
         pager_->bytes_supplied_ += copied;
+        traced.ev.bytes_copied += copied;
         if (copied > 0) DropCache(p.phys, done, true);
         if (err == EFAULT) {
           // The backing's mapping could not be read there (I/O error, or the backing shrank):
@@ -383,6 +391,8 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
           uint64_t data = std::min(data_bytes, copied);
           pager_->bytes_supplied_ += data;
           pager_->bytes_zeroed_ += copied - data;
+          traced.ev.bytes_copied += data;
+          traced.ev.bytes_zeroed += copied - data;
         }
         if (err == 0 && read_err != 0) {
           // The good pages before the bad one are in; the page holding the error is not.
@@ -407,6 +417,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
     cursor += done;
   }
   if (failure == 0) return;
+  traced.ev.flags |= trace::kFailed;
   if (failed_at > fault_fo || !poison_first) {
     // Only read-ahead was lost; the fault's own page is in. A later fault retries the rest.
     pager_->Log(LogLevel::kDebug, "read-ahead stopped at offset " + std::to_string(failed_at) + " of " +
@@ -415,6 +426,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
   }
   // The requested page itself cannot be read: fail exactly it, never let it read as zeros.
   pager_->failures_++;
+  traced.ev.flags |= trace::kPoisoned;
   pager_->Log(LogLevel::kWarn, "failing page-in of " + f.name + " offset " + std::to_string(fault_fo) +
                                    ": " + strerror(failure));
   int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_);
@@ -453,6 +465,9 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   p->backing_fd_ = fd.release();
   p->block_size_ = block_size;
   p->options_ = options;
+  if (options.trace) {
+    for (int i = 0; i < options.threads; i++) p->trace_rings_.push_back(std::make_unique<trace::Ring>(kTraceRingRecords));
+  }
   p->log_ = std::move(log);
   p->forgotten_ = std::move(forgotten);
 
@@ -786,6 +801,16 @@ Stats Pager::GetStats() {
   s.bytes_zeroed = bytes_zeroed_;
   s.failures = failures_;
   return s;
+}
+
+uint64_t Pager::ResidentBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t total = 0;
+  struct stat st;
+  for (auto& entry : files_) {
+    if (fstat(entry.second->memfd, &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
 }
 
 bool Pager::OwnsFile(dev_t dev, ino_t ino) {
@@ -1144,7 +1169,9 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
 }
 
 void Pager::ThreadMain(int index) {
-  Filler filler(this);
+  trace::Ring* ring = TraceRing(static_cast<size_t>(index));
+  if (ring != nullptr) ring->tid = static_cast<int>(gettid());
+  Filler filler(this, ring);
   if (!filler.ok()) {
     Log(LogLevel::kError, "pager-" + std::to_string(index) + ": no transfer buffer; thread not serving");
     return;

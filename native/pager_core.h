@@ -48,6 +48,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "trace_ring.h"
 #include "zx_status.h"
 
 namespace starnix {
@@ -76,6 +77,7 @@ struct Options {
   int threads = 2;
   Readahead readahead = Readahead::kAdaptive;
   bool drop_cache = true;                  // posix_fadvise(DONTNEED) after copying; never on a memfd
+  bool trace = false;                      // a trace::Ring per thread records every window filled
 };
 
 struct Stats {
@@ -127,6 +129,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   bool IsAttached(uint64_t id);
 
   Stats GetStats();
+  // Bytes of the files' memfds in memory (st_blocks of each): one fstat per file, for tracing.
+  uint64_t ResidentBytes();
+  // The ring of pager thread `index` (tracing only; nullptr otherwise or past the last thread).
+  trace::Ring* TraceRing(size_t index) { return index < trace_rings_.size() ? trace_rings_[index].get() : nullptr; }
   bool OwnsFile(dev_t dev, ino_t ino);
   // Wakes and joins the threads, fails the faults still queued and every page still missing in
   // an attached range (no reader may wait for a pager that is gone), closes everything. Idempotent.
@@ -194,6 +200,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   int proc_fd_dir_ = -1;
   int fill_uffd_ = -1;    // the pager's own uffd, registered on its mappings of the memfds
   std::vector<pthread_t> thread_ids_;
+  std::vector<std::unique_ptr<trace::Ring>> trace_rings_;  // one per thread when options_.trace
 
   std::mutex mu_;  // guards everything below
   bool stopped_ = false;

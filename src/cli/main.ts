@@ -25,11 +25,12 @@ interface Command {
 const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
   --threads N            pager threads of the embedded server (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --trace FILE           write a Perfetto trace of the embedded server to FILE (open it in ui.perfetto.dev)
   --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`;
 
 const COMMANDS: Record<string, Command> = {
   serve: {
-    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--log-level L]',
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
     summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
     details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
 and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
@@ -41,6 +42,7 @@ userfaultfd access allows. Logs counters every 10 s at info.
   --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
   --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
   --record-max-bytes N   stop recording once FILE holds N bytes
+  --trace FILE           write a Perfetto trace of the server to FILE (open it in ui.perfetto.dev)
   --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
   },
   inspect: {
@@ -143,6 +145,7 @@ const SERVER_OPTIONS = {
   'svc-dir': { type: 'string' },
   threads: { type: 'string' },
   readahead: { type: 'string' },
+  trace: { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -183,6 +186,7 @@ function serverFlags(command: string, values: Record<string, unknown>): ServerFl
     svcDir: values['svc-dir'] as string | undefined,
     threads: intArg(command, 'threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    traceFile: values.trace as string | undefined,
     // At info and debug the user watches the server's lines as they come; at warn and error an
     // embedded server's refusal becomes the detail of the command's one-line error.
     captureServerLogs: !logger.isLevelEnabled('info'),
