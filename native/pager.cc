@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <memory>
@@ -20,6 +21,7 @@
 #include "exports.h"
 #include "napi_args.h"
 #include "pager_core.h"
+#include "uffd.h"
 
 namespace starnix {
 namespace {
@@ -291,9 +293,10 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
       ThrowStatus(env, ZX_ERR_INVALID_ARGS, "ownsFile(fd)");
       return env.Undefined();
     }
-    struct stat st;
-    if (!pager_ || fstat(fd, &st) != 0) return Napi::Boolean::New(env, false);
-    return Napi::Boolean::New(env, pager_->OwnsFile(st.st_dev, st.st_ino));
+    // The fd is a client's: cached attributes only, never a GETATTR to a FUSE daemon (see StatNoSync).
+    struct statx st;
+    if (!pager_ || uffd::StatNoSync(fd, STATX_INO, &st) != 0) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, pager_->OwnsFile(makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino));
   }
 
   // Takes what the pager threads recorded since the last call (tracing only):

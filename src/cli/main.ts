@@ -9,6 +9,7 @@ import { isLogLevel, logger, setLogLevel, setLogTimestamps } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
 import { BrokenPipe, CliError, EXIT_BROKEN_PIPE, isBrokenPipe, UsageError } from './errors';
 import { cmdInspect } from './inspect_command';
+import { cmdSuspend, cmdThaw } from './suspend_command';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
@@ -77,6 +78,31 @@ ${SERVER_OPTION_HELP}`,
   --offset O, --length L write only [O, O+L) of the file
 ${SERVER_OPTION_HELP}`,
   },
+  suspend: {
+    synopsis: 'suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json] [--svc-dir DIR | --wake-timeout-ms MS]',
+    summary: 'freeze a cgroup v2 directory through SuspendContainer until a wake source fires',
+    details: `As a runner would: registers a wake watcher (says asleep and awake on stderr as the server
+raises them), adds the wake sources asked for, suspends DIR (its processes stop: cgroup.freeze),
+and prints how long it slept and what woke it. With no wake source it resumes at once (upstream's
+rule); a running server (--svc-dir) or the embedded one wakes it after 9 s at most.
+  --cgroup DIR           the container: a directory of a cgroup v2 file system (required)
+  --wake-after-ms MS     wake it MS after it fell asleep (an eventfd wake source, "cli-timer")
+  --wake-on-stdin        wake it when a line arrives on stdin (a socket wake source, "cli-stdin")
+  --wake-lock-after-ms MS  raise the wake locks after MS: the suspend ends with WAKE_LOCKS_EXIST
+  --wake-timeout-ms MS   the embedded server's longest wait for a wake source (default 9000)
+  --json                 the result as one JSON object
+  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
+  --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
+  },
+  thaw: {
+    synopsis: 'thaw --state-file FILE | --svc-dir DIR',
+    summary: 'thaw every cgroup a killed server left frozen (its ledger)',
+    details: `A server writes the cgroups it freezes to DIR/.frozen-cgroups.json and thaws them itself on
+SIGTERM; after a SIGKILL the next server on DIR thaws them at start, and this does it by hand.
+An entry is thawed only while its path still names the same cgroup, in the same boot.
+  --state-file FILE      the ledger
+  --svc-dir DIR          the ledger of the server serving DIR (DIR/.frozen-cgroups.json)`,
+  },
   fidl: {
     synopsis: 'fidl encode|decode --type LIB/Type',
     summary: 'JSON on stdin -> FIDL wire bytes on stdout, and back',
@@ -86,7 +112,7 @@ ${SERVER_OPTION_HELP}`,
 
 const OVERVIEW = `usage: starnix-pager COMMAND [OPTIONS]
 
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(6)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`).join('\n')}
 
   starnix-pager COMMAND --help   that command's arguments and options
   starnix-pager --version        the version
@@ -322,6 +348,44 @@ async function run(argv: string[]): Promise<number> {
         connection: intArg(command, 'connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
         method: values.method as string | undefined,
       }, process.stdout);
+    }
+    case 'suspend': {
+      const { values, positionals: pos } = parse(command, rest, {
+        ...LOG_OPTIONS,
+        'svc-dir': { type: 'string' },
+        cgroup: { type: 'string' },
+        'wake-after-ms': { type: 'string' },
+        'wake-on-stdin': { type: 'boolean' },
+        'wake-lock-after-ms': { type: 'string' },
+        'wake-timeout-ms': { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const ms = (name: string) => intArg(command, name, values[name as keyof typeof values] as string | undefined, 0, 24 * 3600 * 1000);
+      const flags = {
+        cgroup: values.cgroup as string,
+        svcDir: values['svc-dir'] as string | undefined,
+        wakeAfterMs: ms('wake-after-ms'),
+        wakeOnStdin: Boolean(values['wake-on-stdin']),
+        wakeLockAfterMs: ms('wake-lock-after-ms'),
+        wakeTimeoutMs: ms('wake-timeout-ms'),
+        json: Boolean(values.json),
+      };
+      if (values.cgroup === undefined) throw usage(command, 'missing --cgroup DIR');
+      if (flags.wakeTimeoutMs !== undefined && flags.svcDir !== undefined) {
+        throw usage(command, "--wake-timeout-ms sets the embedded server's wait; a running server (--svc-dir) has its own");
+      }
+      return cmdSuspend(flags, process.stdout, process.stderr);
+    }
+    case 'thaw': {
+      const { values, positionals: pos } = parse(command, rest, { ...LOG_OPTIONS, 'svc-dir': { type: 'string' }, 'state-file': { type: 'string' } });
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const svcDir = values['svc-dir'] as string | undefined;
+      const file = (values['state-file'] as string | undefined) ?? (svcDir !== undefined ? path.join(svcDir, '.frozen-cgroups.json') : undefined);
+      if (file === undefined) throw usage(command, 'needs --state-file FILE or --svc-dir DIR');
+      return cmdThaw(file, process.stdout);
     }
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);

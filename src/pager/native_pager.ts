@@ -2,7 +2,6 @@
 // A NativePager serves the files of one backing (an ext4 image as memfd, regular file or block
 // device). registerFile gives out read-only memfd handles; a client that maps one hands its
 // uffd over (attachMapping) and the pager's native threads page the file in on demand.
-import * as fs from 'fs';
 import { native } from '../native';
 import { logger } from '../log';
 
@@ -186,7 +185,9 @@ export class NativePager {
     return !this.stopped && this.inner.ownsFile(fd);
   }
 
-  /** Wakes and joins the threads, fails faults still queued, closes everything. Idempotent. */
+  /** Tells the native threads to end (without waiting: one may be in a read of a backing that does
+   *  not answer), fails faults still queued, lets go of every file and mapping. Returns at once;
+   *  the threads and the pager's own fds go as the last thread leaves. Idempotent. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -221,9 +222,10 @@ export function traceClockNs(): bigint {
   return native.traceClockNs() as bigint;
 }
 
-/** The live pager whose file fileFd is a handle to, if any. */
+/** The live pager whose file fileFd is a handle to, if any (undefined also for a bad fd). The fd is
+ *  a client's: it is never fstat'ed here (a FUSE file whose daemon stalls GETATTR would freeze the
+ *  JavaScript thread); each pager compares cached attributes (statx AT_STATX_DONT_SYNC). */
 export function findPagerForFile(fileFd: number): NativePager | undefined {
-  fs.fstatSync(fileFd); // throws EBADF for a bad fd, as any fs call would
   for (const pager of livePagers) {
     if (pager.ownsFile(fileFd)) return pager;
   }
