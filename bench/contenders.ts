@@ -385,11 +385,12 @@ export class ServerProcess {
     child.once('exit', () => this.stopCleanup()); // gone: nothing left to kill
   }
 
-  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it). */
-  static async start(svcDir: string, readahead: 'fixed' | 'adaptive', nodeArgs: string[] = []): Promise<ServerProcess> {
+  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it); traceFile: serve with --trace. */
+  static async start(svcDir: string, readahead: 'fixed' | 'adaptive', nodeArgs: string[] = [], traceFile?: string): Promise<ServerProcess> {
     fs.mkdirSync(svcDir, { recursive: true });
     const script = path.join(__dirname, 'server.js');
-    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const traceArgs = traceFile !== undefined ? [`--trace=${traceFile}`] : [];
+    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead, ...traceArgs], { stdio: ['pipe', 'pipe', 'inherit'] });
     const server = new ServerProcess(child, svcDir);
     const first = await server.lines.next();
     if (first.done || first.value !== 'ready') {

@@ -9,8 +9,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { IrRoot, compileLibraries, irFromJson } from './ir';
 import { generateTypeScript } from './backend';
+import { Targets, parseTarget } from './frontend/availability';
 
-const USAGE = 'usage: cli.js FIDL_FILES... --out DIR\n       cli.js --ir IR_FILES.json... --out DIR';
+const USAGE =
+  'usage: cli.js FIDL_FILES... --out DIR [--available PLATFORM:VERSION]...\n       cli.js --ir IR_FILES.json... --out DIR';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -22,6 +24,8 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
   let outDir: string | null = null;
   let irMode = false;
   const inputs: string[] = [];
+  // --available fuchsia:HEAD (as fidlc): the version each platform is compiled at; default HEAD.
+  const targets: Targets = new Map();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') {
@@ -30,6 +34,14 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
         return 2;
       }
       outDir = argv[++i];
+    } else if (a === '--available') {
+      try {
+        const [platform, version] = parseTarget(argv[++i] ?? '');
+        targets.set(platform, version);
+      } catch (e) {
+        io.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+        return 2;
+      }
     } else if (a === '--ir') {
       irMode = true;
     } else if (a === '-h' || a === '--help') {
@@ -48,7 +60,7 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
   }
   let roots: IrRoot[];
   try {
-    roots = irMode ? inputs.map((f) => irFromJson(fs.readFileSync(f, 'utf8'))) : compileLibraries(inputs);
+    roots = irMode ? inputs.map((f) => irFromJson(fs.readFileSync(f, 'utf8'))) : compileLibraries(inputs, { targets });
   } catch (e) {
     io.stderr.write(`${(e as Error).message}\n`);
     return 1;

@@ -267,6 +267,27 @@ export interface IrUnion extends IrDeclCommon {
   type_shape_v2: IrTypeShape;
 }
 
+export interface IrOverlay extends IrDeclCommon {
+  name: string;
+  naming_context?: string[];
+  /** Sorted by ordinal. */
+  members: IrUnionMember[];
+  strict: true;
+  resource: boolean;
+  type_shape_v2: IrTypeShape;
+}
+
+export interface IrNewType extends IrDeclCommon {
+  name: string;
+  /** The underlying type: the new type's wire form. */
+  type: IrType;
+}
+
+export interface IrService extends IrDeclCommon {
+  name: string;
+  members: Array<IrDeclCommon & { name: string; type: IrType }>;
+}
+
 export interface IrAlias extends IrDeclCommon {
   name: string;
   partial_type_ctor: IrPartialTypeCtor;
@@ -332,7 +353,7 @@ export interface IrProtocol extends IrDeclCommon {
 
 export type IrDeclKind =
   | 'alias' | 'bits' | 'const' | 'enum' | 'experimental_resource' | 'protocol' | 'struct'
-  | 'table' | 'union';
+  | 'table' | 'union' | 'overlay' | 'new_type' | 'service';
 
 export interface IrExternalDecl {
   kind: IrDeclKind;
@@ -361,13 +382,15 @@ export interface IrRoot {
   enum_declarations: IrEnum[];
   experimental_resource_declarations: IrResource[];
   protocol_declarations: IrProtocol[];
-  service_declarations: never[];
+  service_declarations: IrService[];
   struct_declarations: IrStruct[];
   external_struct_declarations: IrStruct[];
   table_declarations: IrTable[];
   union_declarations: IrUnion[];
+  /** Overlays (experimental in fidlc): absent from IR that has none. */
+  overlay_declarations?: IrOverlay[];
   alias_declarations: IrAlias[];
-  new_type_declarations: never[];
+  new_type_declarations: IrNewType[];
   /** Every declaration of this library, dependencies before dependents. */
   declaration_order: string[];
   declarations: Record<string, IrDeclKind>;

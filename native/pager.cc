@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <memory>
@@ -20,6 +21,7 @@
 #include "exports.h"
 #include "napi_args.h"
 #include "pager_core.h"
+#include "uffd.h"
 
 namespace starnix {
 namespace {
@@ -99,6 +101,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
                         InstanceMethod("isAttached", &PagerObject::IsAttached),
                         InstanceMethod("stats", &PagerObject::Stats),
                         InstanceMethod("ownsFile", &PagerObject::OwnsFile),
+                        InstanceMethod("drainTrace", &PagerObject::DrainTrace),
+                        InstanceMethod("residentBytes", &PagerObject::ResidentBytes),
                         InstanceMethod("stop", &PagerObject::Stop)});
   }
 
@@ -136,6 +140,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     }
     Napi::Value drop = o.Get("dropCache");
     if (!drop.IsUndefined()) options.drop_cache = drop.ToBoolean().Value();
+    Napi::Value trace = o.Get("trace");
+    if (!trace.IsUndefined()) options.trace = trace.ToBoolean().Value();
 
     sink_ = std::make_shared<EventSink>(env, info[3].As<Napi::Function>());
     std::weak_ptr<EventSink> weak = sink_;
@@ -287,23 +293,67 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
       ThrowStatus(env, ZX_ERR_INVALID_ARGS, "ownsFile(fd)");
       return env.Undefined();
     }
-    struct stat st;
-    if (!pager_ || fstat(fd, &st) != 0) return Napi::Boolean::New(env, false);
-    return Napi::Boolean::New(env, pager_->OwnsFile(st.st_dev, st.st_ino));
+    // The fd is a client's: cached attributes only, never a GETATTR to a FUSE daemon (see StatNoSync).
+    struct statx st;
+    if (!pager_ || uffd::StatNoSync(fd, STATX_INO, &st) != 0) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, pager_->OwnsFile(makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino));
+  }
+
+  // Takes what the pager threads recorded since the last call (tracing only):
+  // [{ tid, dropped, records: Buffer of 64-byte trace::VmoRead records }], one per thread.
+  // What was recorded up to stop() can still be taken after it.
+  Napi::Value DrainTrace(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (pager_) CollectTrace();
+    Napi::Array out = Napi::Array::New(env, traced_.size());
+    for (size_t i = 0; i < traced_.size(); i++) {
+      TracedThread& t = traced_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("tid", Napi::Number::New(env, t.tid));
+      o.Set("dropped", Napi::Number::New(env, static_cast<double>(t.dropped)));
+      o.Set("records", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(t.records.data()),
+                                                    t.records.size() * sizeof(trace::VmoRead)));
+      t.records.clear();
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value ResidentBytes(const Napi::CallbackInfo& info) {
+    return Napi::BigInt::New(info.Env(), pager_ ? pager_->ResidentBytes() : 0);
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (pager_) {
       pager_->Stop();
       last_stats_ = pager_->GetStats();
+      CollectTrace();  // the threads are joined: nothing more will be recorded
     }
     Shutdown();
     return info.Env().Undefined();
   }
 
+  void CollectTrace() {
+    for (size_t i = 0;; i++) {
+      trace::Ring* ring = pager_->TraceRing(i);
+      if (ring == nullptr) return;
+      if (traced_.size() <= i) traced_.emplace_back();
+      traced_[i].tid = ring->tid;
+      traced_[i].dropped = ring->dropped();
+      ring->Drain(&traced_[i].records);
+    }
+  }
+
+  struct TracedThread {
+    int tid = 0;
+    uint64_t dropped = 0;
+    std::vector<trace::VmoRead> records;
+  };
+
   std::shared_ptr<pager::Pager> pager_;
   std::shared_ptr<EventSink> sink_;
   pager::Stats last_stats_;
+  std::vector<TracedThread> traced_;  // drained from the rings, not yet taken by JS
   napi_env env_ = nullptr;
   bool hooked_ = false;
 };
@@ -328,8 +378,14 @@ Napi::Value CreateMemfdForTests(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// CLOCK_BOOTTIME in ns, the clock the pager threads stamp trace records with (a BigInt).
+static Napi::Value TraceClockNs(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), trace::NowNs());
+}
+
 void InitPager(Napi::Env env, Napi::Object exports) {
   exports.Set("Pager", PagerObject::Define(env));
+  exports.Set("traceClockNs", Napi::Function::New(env, TraceClockNs, "traceClockNs"));
   exports.Set("pagerCreateMemfd", Napi::Function::New(env, CreateMemfdForTests, "pagerCreateMemfd"));
 }
 

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,9 @@ constexpr uint64_t kChunk = 512 * 1024;           // then the rest of the window
 // A sequential window beyond the faulter's first kJob bytes is cut into kJob-sized read-ahead
 // jobs that any idle pager thread takes (front to back), each woken kJobChunk at a time.
 constexpr uint64_t kJob = 512 * 1024;
+// Records per thread's trace ring (64 bytes each: 4 MiB): a 1 GiB first read fills ~2100 windows,
+// and the ring is drained every 100 ms.
+constexpr size_t kTraceRingRecords = 65536;
 constexpr uint64_t kJobChunk = 128 * 1024;
 constexpr uint64_t kStopTag = 1;
 constexpr uint64_t kInotifyTag = 2;
@@ -44,6 +48,13 @@ constexpr uint64_t kRecheckTag = 3;
 constexpr uint64_t kJobTag = 4;
 // Probes of a file whose close event came before its lock was dropped: 1 ms apart, then doubling.
 constexpr int kRecheckProbes = 8;
+// Times a client may clear O_NONBLOCK on its uffd (each costs the pager an epoll wake-up and an
+// fcntl) before its mapping is detached.
+constexpr uint32_t kMaxNonblockResets = 1000;
+// Faults on one page that is already present before the mapping is taken for inconsistent (a few
+// client threads touching one page at once each bring one), and how many pages are tracked.
+constexpr uint32_t kMaxPresentRefaults = 16;
+constexpr size_t kPresentFaultsTracked = 256;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
@@ -135,10 +146,18 @@ struct Claim {
 struct Attachment {
   uint64_t id = 0;
   int uffd = -1;
-  uint64_t address = 0, length = 0, offset = 0;
+  // Where the client's mapping is: moved by UFFD_EVENT_REMAP (mremap) while other threads serve it.
+  std::atomic<uint64_t> address{0};
+  uint64_t length = 0, offset = 0;
   std::shared_ptr<PagedFile> file;
   // Adaptive read-ahead state.
   std::atomic<bool> detached{false};  // queued read-ahead for it is skipped
+  std::atomic<uint32_t> nonblock_resets{0};  // times its client cleared O_NONBLOCK (see ServeUffd)
+  // A fault on a page already in the page cache is woken, and the woken access finds the page: the
+  // same page faulting again and again means the client's mapping is not what it declared (another
+  // offset or file). Counted per page (under ra_mu); past a limit every fault of it fails.
+  std::unordered_map<uint64_t, uint32_t> present_faults;
+  std::atomic<bool> inconsistent{false};
   std::mutex ra_mu;
   uint64_t last_fault = UINT64_MAX;
   uint64_t expected = UINT64_MAX;  // where the last window ended: a forward reader faults next near it
@@ -154,7 +173,8 @@ struct Attachment {
 // The per-thread worker that puts pages into a file: the seed's SupplyHelper.
 class Filler {
  public:
-  explicit Filler(Pager* pager) : pager_(pager), page_(uffd::PageSize()) {
+  explicit Filler(Pager* pager, trace::Ring* trace_ring = nullptr)
+      : pager_(pager), page_(uffd::PageSize()), trace_ring_(trace_ring) {
     void* buf = mmap(nullptr, kTransferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     buf_ = buf == MAP_FAILED ? nullptr : static_cast<uint8_t*>(buf);
   }
@@ -194,6 +214,7 @@ class Filler {
 
   Pager* pager_;
   uint64_t page_;
+  trace::Ring* trace_ring_;  // this thread's vmo_read records, when tracing
   uint8_t* buf_ = nullptr;
 };
 
@@ -345,6 +366,7 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
 
 void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk,
                   uint64_t chunk, bool poison_first) {
+  trace::VmoReadScope traced(trace_ring_, att.id, f.inode, fault_fo, end - fault_fo, poison_first);
   uint64_t cursor = fault_fo;
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
   int failure = 0;
@@ -358,10 +380,12 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
       case Kind::kHole:
         err = Zero(f, cursor, p.len, &done);
         pager_->bytes_zeroed_ += done;
+        traced.ev.bytes_zeroed += done;
         break;
       case Kind::kDirect:
         err = Copy(f, cursor, pager_->backing_map_ + p.phys, p.len, &done, &copied);
         pager_->bytes_supplied_ += copied;
+        traced.ev.bytes_copied += copied;
         if (copied > 0) DropCache(p.phys, done, true);
         if (err == EFAULT) {
           // The backing's mapping could not be read there (I/O error, or the backing shrank):
@@ -383,6 +407,8 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
           uint64_t data = std::min(data_bytes, copied);
           pager_->bytes_supplied_ += data;
           pager_->bytes_zeroed_ += copied - data;
+          traced.ev.bytes_copied += data;
+          traced.ev.bytes_zeroed += copied - data;
         }
         if (err == 0 && read_err != 0) {
           // The good pages before the bad one are in; the page holding the error is not.
@@ -407,6 +433,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
     cursor += done;
   }
   if (failure == 0) return;
+  traced.ev.flags |= trace::kFailed;
   if (failed_at > fault_fo || !poison_first) {
     // Only read-ahead was lost; the fault's own page is in. A later fault retries the rest.
     pager_->Log(LogLevel::kDebug, "read-ahead stopped at offset " + std::to_string(failed_at) + " of " +
@@ -415,6 +442,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
   }
   // The requested page itself cannot be read: fail exactly it, never let it read as zeros.
   pager_->failures_++;
+  traced.ev.flags |= trace::kPoisoned;
   pager_->Log(LogLevel::kWarn, "failing page-in of " + f.name + " offset " + std::to_string(fault_fo) +
                                    ": " + strerror(failure));
   int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_);
@@ -434,12 +462,15 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   }
   UniqueFd fd(fcntl(backing_fd, F_DUPFD_CLOEXEC, 3));
   if (fd.get() < 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("dup(backing)", errno));
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(backing)", errno));
+  // Never a plain fstat here: this runs on the JavaScript thread, and the client chose the backing
+  // (a FUSE file whose daemon stops answering GETATTR would freeze the whole server).
+  struct statx st;
+  int stat_err = uffd::StatNoSync(fd.get(), STATX_TYPE, &st);
+  if (stat_err != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(backing)", stat_err));
   std::shared_ptr<Pager> p(new Pager());
-  if (S_ISBLK(st.st_mode)) {
+  if (S_ISBLK(st.stx_mode)) {
     p->backing_is_blockdev_ = true;
-  } else if (S_ISREG(st.st_mode)) {
+  } else if (S_ISREG(st.stx_mode)) {
     char path[64], target[256];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd.get());
     ssize_t n = readlink(path, target, sizeof target - 1);
@@ -453,6 +484,9 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   p->backing_fd_ = fd.release();
   p->block_size_ = block_size;
   p->options_ = options;
+  if (options.trace) {
+    for (int i = 0; i < options.threads; i++) p->trace_rings_.push_back(std::make_unique<trace::Ring>(kTraceRingRecords));
+  }
   p->log_ = std::move(log);
   p->forgotten_ = std::move(forgotten);
 
@@ -505,35 +539,54 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->recheck_timer_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(timerfd)", errno));
 
+  // Detached threads that each own a reference to the pager: Stop() never joins them (one may be
+  // inside a read of a backing that does not answer, e.g. a stalled FUSE file, and Stop runs on
+  // the JavaScript thread). The last thread to leave frees the pager and closes its fds.
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   for (int i = 0; i < options.threads; i++) {
     // std::thread would abort on failure (no exceptions): use pthreads and report.
     struct Start {
-      Pager* pager;
+      std::shared_ptr<Pager> pager;
       int index;
     };
-    Start* start = new Start{p.get(), i};
+    Start* start = new Start{p, i};
     pthread_t tid;
-    int rc = pthread_create(&tid, nullptr, [](void* arg) -> void* {
+    int rc = pthread_create(&tid, &attr, [](void* arg) -> void* {
       Start* s = static_cast<Start*>(arg);
-      char name[16];
-      snprintf(name, sizeof name, "pager-%d", s->index);
-      pthread_setname_np(pthread_self(), name);
-      s->pager->ThreadMain(s->index);
+      std::shared_ptr<Pager> pager = std::move(s->pager);
+      int index = s->index;
       delete s;
+      char name[16];
+      snprintf(name, sizeof name, "pager-%d", index);
+      pthread_setname_np(pthread_self(), name);
+      pager->ThreadMain(index);
       return nullptr;
     }, start);
     if (rc != 0) {
       delete start;
+      pthread_attr_destroy(&attr);
       p->Stop();
       return Status::Error(ZX_ERR_NO_RESOURCES, Errno("pthread_create", rc));
     }
-    p->thread_ids_.push_back(tid);
   }
+  pthread_attr_destroy(&attr);
   *out = std::move(p);
   return Status::Ok();
 }
 
-Pager::~Pager() { Stop(); }
+// Runs when the last reference goes: the JS object's, or the last pager thread's after Stop().
+// No thread uses the pager's own fds any more.
+Pager::~Pager() {
+  Stop();
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+  if (backing_map_ != nullptr) munmap(const_cast<uint8_t*>(backing_map_), backing_map_len_);
+  backing_map_ = nullptr;
+}
 
 uint64_t Pager::BackingSize() {
   if (backing_is_blockdev_) {
@@ -541,9 +594,10 @@ uint64_t Pager::BackingSize() {
     if (ioctl(backing_fd_, BLKGETSIZE64, &size) != 0) return 0;
     return size;
   }
-  struct stat st;
-  if (fstat(backing_fd_, &st) != 0) return 0;
-  return static_cast<uint64_t>(st.st_size);
+  // Cached attributes only: a FUSE backing is never asked (see StatNoSync).
+  struct statx st;
+  if (uffd::StatNoSync(backing_fd_, STATX_SIZE, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.stx_size);
 }
 
 void Pager::Log(LogLevel level, const std::string& message) {
@@ -665,8 +719,12 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
                             uint64_t* id_out) {
   UniqueFd owned(uffd_fd);
   const uint64_t page = uffd::PageSize();
-  struct stat st;
-  if (fstat(file_fd, &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(file)", errno));
+  // file_fd is the client's: never a GETATTR to a file system it may control.
+  struct statx stx;
+  int stat_err = uffd::StatNoSync(file_fd, STATX_INO, &stx);
+  if (stat_err != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(file)", stat_err));
+  const dev_t st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  const ino_t st_ino = stx.stx_ino;
   uint64_t features = 0;
   if (!uffd::ReadFeatures(uffd_fd, &features))
     return Status::Error(ZX_ERR_WRONG_TYPE, "not an initialized userfaultfd");
@@ -684,7 +742,7 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   if (stopped_) return Status::Error(ZX_ERR_BAD_STATE, "pager is stopped");
   std::shared_ptr<PagedFile> file;
   for (auto& entry : files_) {
-    if (entry.second->dev == st.st_dev && entry.second->ino == st.st_ino) file = entry.second;
+    if (entry.second->dev == st_dev && entry.second->ino == st_ino) file = entry.second;
   }
   if (!file) return Status::Error(ZX_ERR_NOT_FOUND, "not a file of this pager");
   if (offset + length > file->mapped_size)
@@ -786,6 +844,16 @@ Stats Pager::GetStats() {
   s.bytes_zeroed = bytes_zeroed_;
   s.failures = failures_;
   return s;
+}
+
+uint64_t Pager::ResidentBytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t total = 0;
+  struct stat st;
+  for (auto& entry : files_) {
+    if (fstat(entry.second->memfd, &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
 }
 
 bool Pager::OwnsFile(dev_t dev, ino_t ino) {
@@ -962,6 +1030,11 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping");
     return;
   }
+  if (att->inconsistent) {
+    failures_++;
+    FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping");
+    return;
+  }
   const uint64_t fo = fault_page - att->address + att->offset;
   std::shared_ptr<Claim> mine;
   std::vector<FillJob> queued;
@@ -1033,6 +1106,13 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
     }
   }
+  if (present && RefaultedTooOften(*att, fault_page)) {
+    failures_++;
+    Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
+                              "that are present: it does not map the file at the offset it declared; failing its faults");
+    FailPages(att->uffd, fault_page, page, "a page that keeps faulting while present");
+    return;
+  }
   if (present) {
     int err = uffd::Wake(att->uffd, fault_page, page);
     if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
@@ -1078,6 +1158,14 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   }
 }
 
+bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page) {
+  std::lock_guard<std::mutex> lock(att.ra_mu);
+  if (att.present_faults.size() >= kPresentFaultsTracked && att.present_faults.count(fault_page) == 0) att.present_faults.clear();
+  if (++att.present_faults[fault_page] <= kMaxPresentRefaults) return false;
+  att.inconsistent = true;
+  return true;
+}
+
 std::string Pager::MapForFillLocked(PagedFile& f) {
   if (f.fill_map == nullptr) return "the file has no pager mapping";
   int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(f.fill_map), f.mapped_size);
@@ -1115,14 +1203,30 @@ void Pager::RunJob(Filler& filler) {
 
 void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler) {
   if (events & (EPOLLERR | EPOLLHUP)) {
-    Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) + " reports an error or hang-up: detaching it");
-    std::lock_guard<std::mutex> lock(mu_);
-    DetachLocked(att->id);
-    return;
+    // An initialized uffd polls as EPOLLERR only when its description is not O_NONBLOCK: the
+    // client cleared the flag on the description it shares with the pager (it may have set it
+    // again since). Reads here never depend on the flag (ReadNoWait), but epoll would report the
+    // error at every wait: set the flag again, a bounded number of times, and go on serving.
+    uint32_t resets = ++att->nonblock_resets;
+    int flags = fcntl(att->uffd, F_GETFL);
+    bool ok = (events & EPOLLHUP) == 0 && resets <= kMaxNonblockResets && flags >= 0 &&
+              ((flags & O_NONBLOCK) != 0 || fcntl(att->uffd, F_SETFL, flags | O_NONBLOCK) == 0);
+    if (!ok) {
+      Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) +
+                               (resets > kMaxNonblockResets ? " had O_NONBLOCK cleared by its client too often" : " reports an error or hang-up") +
+                               ": failing its queued faults and detaching it");
+      FailQueued(*att);
+      std::lock_guard<std::mutex> lock(mu_);
+      DetachLocked(att->id);
+      return;
+    }
+    if (resets == 1) {
+      Log(LogLevel::kWarn, "the client of mapping " + std::to_string(att->id) + " cleared O_NONBLOCK on its uffd: set again");
+    }
   }
   struct uffd_msg msgs[16];
   for (;;) {
-    ssize_t n = read(att->uffd, msgs, sizeof msgs);
+    ssize_t n = uffd::ReadNoWait(att->uffd, msgs, sizeof msgs);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;
@@ -1136,7 +1240,7 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
         ServeFault(att, msgs[i].arg.pagefault.address, filler);
       } else {
-        Log(LogLevel::kDebug, "ignoring uffd event " + std::to_string(msgs[i].event));
+        HandleUffdEvent(*att, msgs[i]);
       }
     }
     if (count < 16) return;
@@ -1144,7 +1248,9 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
 }
 
 void Pager::ThreadMain(int index) {
-  Filler filler(this);
+  trace::Ring* ring = TraceRing(static_cast<size_t>(index));
+  if (ring != nullptr) ring->tid = static_cast<int>(gettid());
+  Filler filler(this, ring);
   if (!filler.ok()) {
     Log(LogLevel::kError, "pager-" + std::to_string(index) + ": no transfer buffer; thread not serving");
     return;
@@ -1189,12 +1295,12 @@ void Pager::Stop() {
     if (stopped_) return;
     stopped_ = true;
   }
+  // Tell the threads, and do not wait for them: a thread may be in a read of a backing that never
+  // answers. Each holds the pager, which lives until the last one leaves.
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     if (write(stop_fd_, &one, sizeof one) != sizeof one) Log(LogLevel::kError, Errno("write(stop eventfd)", errno));
   }
-  for (pthread_t tid : thread_ids_) pthread_join(tid, nullptr);
-  thread_ids_.clear();
   // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
   std::deque<FillJob> jobs;
   {
@@ -1220,31 +1326,67 @@ void Pager::Stop() {
     inode_by_wd_.clear();
   }
   // Faults still queued will never be served: fail them rather than leave readers waiting.
-  const uint64_t page = uffd::PageSize();
   for (auto& entry : attachments) {
-    struct uffd_msg msgs[16];
-    ssize_t n;
-    while ((n = read(entry.second->uffd, msgs, sizeof msgs)) > 0) {
-      for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
-        if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
-        failures_++;
-        FailPages(entry.second->uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault queued at stop");
-      }
-    }
+    FailQueued(*entry.second);
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
     // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
     // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
     MarkPagerGone(entry.second->uffd);
     FailMissingPages(*entry.second);
   }
+  // The uffds close, and the memfds close and unmap, as soon as no thread still uses them (a
+  // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.
   attachments.clear();
-  files.clear();  // closes the memfds and unmaps the pager's mappings
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
+  files.clear();
+}
+
+void Pager::FailQueued(Attachment& att) {
+  const uint64_t page = uffd::PageSize();
+  struct uffd_msg msgs[16];
+  ssize_t n;
+  // Bounded: a client whose threads keep faulting (and catch SIGBUS) must not keep Stop, which runs
+  // on the JavaScript thread, reading for ever. What is left is failed as the uffd closes.
+  for (int reads = 0; reads < 64 && (n = uffd::ReadNoWait(att.uffd, msgs, sizeof msgs)) > 0; reads++) {
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
+      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+        HandleUffdEvent(att, msgs[i]);
+        continue;
+      }
+      failures_++;
+      FailPages(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault of a mapping no longer served");
+    }
   }
-  if (backing_map_ != nullptr) munmap(const_cast<uint8_t*>(backing_map_), backing_map_len_);
-  backing_map_ = nullptr;
+}
+
+void Pager::HandleUffdEvent(Attachment& att, const struct uffd_msg& msg) {
+  switch (msg.event) {
+    case UFFD_EVENT_FORK:
+      // The client's uffd has UFFD_FEATURE_EVENT_FORK and forked: the kernel put a uffd for the
+      // child's copy of the mapping into this process's fd table. The pager serves the mappings it
+      // was given, not a client's children: close it (the child's registration ends with it).
+      close(static_cast<int>(msg.arg.fork.ufd));
+      Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + ": the client forked; its child's uffd is closed");
+      break;
+    case UFFD_EVENT_REMAP: {
+      // mremap moved the mapping (the kernel waits for this event to be read before it returns).
+      // The whole mapping moved: follow it. A part moved: faults there fall outside the mapping
+      // and are failed, never served from the wrong offset.
+      uint64_t from = msg.arg.remap.from, to = msg.arg.remap.to, len = msg.arg.remap.len;
+      if (from == att.address.load() && len >= att.length) {
+        att.address = to;
+        Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + " moved by mremap");
+      } else {
+        Log(LogLevel::kWarn, "mapping " + std::to_string(att.id) + ": part of it was moved by mremap; faults there will fail");
+      }
+      break;
+    }
+    case UFFD_EVENT_REMOVE:
+    case UFFD_EVENT_UNMAP:
+      // Pages dropped or unmapped by the client: nothing to do; a later fault is served as any.
+      break;
+    default:
+      Log(LogLevel::kDebug, "ignoring uffd event " + std::to_string(msg.event));
+  }
 }
 
 }  // namespace pager

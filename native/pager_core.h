@@ -34,6 +34,7 @@
 // back, except that a job a reader is waiting on goes first.
 #pragma once
 
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,6 +49,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "trace_ring.h"
 #include "zx_status.h"
 
 namespace starnix {
@@ -76,6 +78,7 @@ struct Options {
   int threads = 2;
   Readahead readahead = Readahead::kAdaptive;
   bool drop_cache = true;                  // posix_fadvise(DONTNEED) after copying; never on a memfd
+  bool trace = false;                      // a trace::Ring per thread records every window filled
 };
 
 struct Stats {
@@ -127,9 +130,15 @@ class Pager : public std::enable_shared_from_this<Pager> {
   bool IsAttached(uint64_t id);
 
   Stats GetStats();
+  // Bytes of the files' memfds in memory (st_blocks of each): one fstat per file, for tracing.
+  uint64_t ResidentBytes();
+  // The ring of pager thread `index` (tracing only; nullptr otherwise or past the last thread).
+  trace::Ring* TraceRing(size_t index) { return index < trace_rings_.size() ? trace_rings_[index].get() : nullptr; }
   bool OwnsFile(dev_t dev, ino_t ino);
-  // Wakes and joins the threads, fails the faults still queued and every page still missing in
-  // an attached range (no reader may wait for a pager that is gone), closes everything. Idempotent.
+  // Tells the threads to end without waiting for them (each holds the pager; the last one to leave
+  // frees it and its fds), fails the faults still queued and every page still missing in an
+  // attached range (no reader may wait for a pager that is gone), lets go of every file and
+  // mapping. Returns in bounded time whatever clients and backings do. Idempotent.
   void Stop();
 
  private:
@@ -141,8 +150,17 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void HandleRecheck();
   void ArmRecheckLocked(int delay_ms);
   void ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler);
+  // A non-fault message of a client's uffd (fork, mremap, madvise, munmap): closes any fd it
+  // delivered, follows a moved mapping.
+  void HandleUffdEvent(Attachment& att, const struct uffd_msg& msg);
+  // Reads what is queued on a uffd that will not be served any more (bounded), poisons its faults
+  // (the readers get SIGBUS, not a wait for ever) and closes the fds its events delivered.
+  void FailQueued(Attachment& att);
   // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
+  // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
+  // one page has come back more often than a correct mapping can make it.
+  bool RefaultedTooOften(Attachment& att, uint64_t fault_page);
   // Maps the file read-write and registers it with fill_uffd_ (at its first fault, not at
   // registration). Needs the file's fill_mu. Returns "" or what failed.
   std::string MapForFillLocked(PagedFile& file);
@@ -193,7 +211,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // step instead of resolving /proc, self and fd again each time (-1: fall back to the full path).
   int proc_fd_dir_ = -1;
   int fill_uffd_ = -1;    // the pager's own uffd, registered on its mappings of the memfds
-  std::vector<pthread_t> thread_ids_;
+  std::vector<std::unique_ptr<trace::Ring>> trace_rings_;  // one per thread when options_.trace
 
   std::mutex mu_;  // guards everything below
   bool stopped_ = false;

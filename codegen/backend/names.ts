@@ -45,3 +45,19 @@ const RESERVED = new Set([
 export function safeIdentifier(name: string): string {
   return RESERVED.has(name) ? `${name}_` : name;
 }
+
+/**
+ * Members of the runtime's ClientBase (src/fidl/client.ts) that a generated client method must
+ * not shadow: a FIDL method `Close` becomes `close_()`, so that `close()` still closes the channel.
+ */
+const CLIENT_BASE_MEMBERS = new Set([
+  'channel', 'protocol', 'options', 'pending', 'events', 'eventMethods', 'lastTxid', 'closedError', 'closedReason',
+  'close', 'listen', 'allocateTxid', 'send', 'oneWay', 'call', 'onMessage', 'dispatch', 'dispatchEvent', 'tearDown',
+  'constructor',
+]);
+
+/** Name of a generated client method for FIDL method `name`. */
+export function clientMethodName(name: string): string {
+  const m = safeIdentifier(camelCase(name));
+  return CLIENT_BASE_MEMBERS.has(m) ? `${m}_` : m;
+}

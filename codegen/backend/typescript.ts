@@ -3,10 +3,10 @@
 // in src/fidl walks those), and per protocol its method descriptors, a client class, a handler
 // interface and a serve function. It reads nothing but the IR, so it also accepts fidlc's own.
 import type {
-  IrAlias, IrAttribute, IrBits, IrConst, IrEnum, IrIdentifierType, IrMethod, IrProtocol, IrRoot, IrStruct,
-  IrTable, IrType, IrUnion,
+  IrAlias, IrAttribute, IrBits, IrConst, IrEnum, IrIdentifierType, IrMethod, IrNewType, IrOverlay, IrProtocol, IrRoot,
+  IrService, IrStruct, IrTable, IrType, IrUnion,
 } from '../ir';
-import { camelCase, codingName, libraryModuleName, safeIdentifier, splitQualified, typeName } from './names';
+import { camelCase, clientMethodName, codingName, libraryModuleName, safeIdentifier, splitQualified, typeName } from './names';
 
 export interface GeneratedFile {
   /** File name relative to the output directory, e.g. "fuchsia_starnix_runner.ts". */
@@ -28,6 +28,9 @@ class DeclIndex {
   readonly kinds = new Map<string, DeclKind>();
   readonly structs = new Map<string, IrStruct>();
   readonly aliases = new Map<string, IrAlias>();
+  readonly enums = new Map<string, IrEnum>();
+  readonly bits = new Map<string, IrBits>();
+  readonly newTypes = new Map<string, IrNewType>();
 
   constructor(roots: IrRoot[]) {
     for (const root of roots) {
@@ -39,7 +42,21 @@ class DeclIndex {
       for (const [name, kind] of Object.entries(root.declarations ?? {})) this.kinds.set(name, kind);
       for (const s of [...(root.struct_declarations ?? []), ...(root.external_struct_declarations ?? [])]) this.structs.set(s.name, s);
       for (const a of root.alias_declarations ?? []) this.aliases.set(a.name, a);
+      for (const e of root.enum_declarations ?? []) this.enums.set(e.name, e);
+      for (const b of root.bits_declarations ?? []) this.bits.set(b.name, b);
+      for (const n of root.new_type_declarations ?? []) this.newTypes.set(n.name, n);
     }
+  }
+
+  /** The integer type under a bits, enum or new type (new types of other types are not constants). */
+  integerSubtype(name: string): string {
+    const e = this.enums.get(name);
+    if (e) return e.type;
+    const b = this.bits.get(name);
+    if (b) return b.type.subtype;
+    const n = this.newTypes.get(name);
+    if (n && n.type.kind_v2 === 'primitive') return n.type.subtype;
+    throw new Error(`FIDL back end: ${name} has no integer type`);
   }
 
   kindOf(name: string): DeclKind {
@@ -153,8 +170,15 @@ class LibraryEmitter {
       if (alias === undefined) throw new Error(`FIDL back end: alias ${t.identifier} not available`);
       return this.typeExpr(alias.type);
     }
+    if (kind === 'new_type') {
+      // A new type has its underlying type's wire form.
+      const nt = this.index.newTypes.get(t.identifier);
+      if (nt === undefined) throw new Error(`FIDL back end: new type ${t.identifier} not available`);
+      return this.typeExpr(nt.type);
+    }
     const coding = this.ref(t.identifier, codingName(t.identifier));
     switch (kind) {
+      case 'overlay': return `fidl.overlay(${coding})`;
       case 'struct': return t.nullable ? `fidl.box(${coding})` : `fidl.struct(${coding})`;
       case 'table': return `fidl.table(${coding})`;
       case 'union': return t.nullable ? `fidl.union(${coding}, true)` : `fidl.union(${coding})`;
@@ -204,11 +228,18 @@ class LibraryEmitter {
 
   private emitConst(c: IrConst): void {
     const name = this.declare(safeIdentifier(splitQualified(c.name)[1]));
+    let type = c.type;
+    while (type.kind_v2 === 'identifier' && this.index.kindOf(type.identifier) === 'alias') type = this.index.aliases.get(type.identifier)!.type;
     let literal: string;
-    if (c.type.kind_v2 === 'string') literal = JSON.stringify(c.value.value);
-    else if (c.type.kind_v2 === 'primitive') literal = numberLiteral(c.value.value, c.type.subtype);
-    else throw new Error(`FIDL back end: const ${c.name} of unsupported type`);
-    this.out.push(...docComment(c.maybe_attributes, ''), `export const ${name} = ${literal};`);
+    let annotation = '';
+    if (type.kind_v2 === 'string') literal = JSON.stringify(c.value.value);
+    else if (type.kind_v2 === 'primitive') literal = numberLiteral(c.value.value, type.subtype);
+    else if (type.kind_v2 === 'identifier' && ['bits', 'enum', 'new_type'].includes(this.index.kindOf(type.identifier))) {
+      // A bits or enum constant: its value, typed as the bits or enum.
+      literal = numberLiteral(c.value.value, this.index.integerSubtype(type.identifier));
+      annotation = `: ${this.tsType(type)}`;
+    } else throw new Error(`FIDL back end: const ${c.name} of unsupported type`);
+    this.out.push(...docComment(c.maybe_attributes, ''), `export const ${name}${annotation} = ${literal};`);
   }
 
   private emitAlias(a: IrAlias): void {
@@ -298,6 +329,41 @@ class LibraryEmitter {
     for (const m of u.members) this.out.push(`  { ordinal: ${m.ordinal}, name: '${camelCase(m.name)}', type: ${this.typeExpr(m.type)} },`);
     this.out.push(']);', '');
     this.registry.push([splitQualified(u.name)[1], `fidl.union(${coding})`]);
+  }
+
+  private emitOverlay(o: IrOverlay): void {
+    const name = this.declare(typeName(o.name));
+    const coding = this.declare(codingName(o.name));
+    this.out.push(...docComment(o.maybe_attributes, ''));
+    this.out.push(`export type ${name} =`);
+    o.members.forEach((m, i) => this.out.push(`  | { tag: '${camelCase(m.name)}'; value: ${this.tsType(m.type)} }${i === o.members.length - 1 ? ';' : ''}`));
+    this.out.push(`export const ${coding}: fidl.OverlayDecl = new fidl.OverlayDecl('${o.name}', ${o.type_shape_v2.inline_size}, ${o.resource}, () => [`);
+    for (const m of o.members) this.out.push(`  { ordinal: ${m.ordinal}, name: '${camelCase(m.name)}', type: ${this.typeExpr(m.type)} },`);
+    this.out.push(']);', '');
+    this.registry.push([splitQualified(o.name)[1], `fidl.overlay(${coding})`]);
+  }
+
+  private emitNewType(n: IrNewType): void {
+    const name = this.declare(typeName(n.name));
+    this.out.push(...docComment(n.maybe_attributes, ''));
+    this.out.push(`/** New type over ${describeIrType(n.type)}: the same values and wire form, its own name. */`);
+    this.out.push(`export type ${name} = ${this.tsType(n.type)};`, '');
+    this.registry.push([splitQualified(n.name)[1], this.typeExpr(n.type)]);
+  }
+
+  private emitService(sv: IrService): void {
+    const name = this.declare(typeName(sv.name));
+    this.out.push(...docComment(sv.maybe_attributes, ''));
+    this.out.push(`/** Service ${sv.name}: each member is a protocol a client connects to. */`);
+    this.out.push(`export const ${name} = {`);
+    this.out.push(`  name: '${this.root.name}.${splitQualified(sv.name)[1]}',`);
+    this.out.push('  members: {');
+    for (const m of sv.members) {
+      const protocol = m.type.kind_v2 === 'endpoint' ? m.type.protocol : '';
+      this.out.push(`    ${camelCase(m.name)}: '${protocol}',`);
+    }
+    this.out.push('  },');
+    this.out.push('} as const;', '');
   }
 
   // ---- protocols -----------------------------------------------------------------------------
@@ -392,7 +458,7 @@ class LibraryEmitter {
     for (const m of methods) {
       this.out.push('');
       this.out.push(...docComment(m.maybe_attributes, '  '));
-      const method = camelCase(m.name);
+      const method = clientMethodName(m.name);
       const arg = m.maybe_request_payload === undefined ? 'undefined' : 'payload';
       if (m.kind === 'oneway') {
         this.out.push(`  ${method}(${this.payloadParam(m)}): void {`);
@@ -453,6 +519,9 @@ class LibraryEmitter {
     for (const s of r.struct_declarations ?? []) byName.set(s.name, () => this.emitStruct(s));
     for (const t of r.table_declarations ?? []) byName.set(t.name, () => this.emitTable(t));
     for (const u of r.union_declarations ?? []) byName.set(u.name, () => this.emitUnion(u));
+    for (const o of r.overlay_declarations ?? []) byName.set(o.name, () => this.emitOverlay(o));
+    for (const n of r.new_type_declarations ?? []) byName.set(n.name, () => this.emitNewType(n));
+    for (const sv of r.service_declarations ?? []) byName.set(sv.name, () => this.emitService(sv));
     const protocols = new Map((r.protocol_declarations ?? []).map((p) => [p.name, p]));
 
     // Declaration order (fidlc's, dependencies first) keeps the file readable and stable;
@@ -505,6 +574,14 @@ class LibraryEmitter {
       '',
     ];
     return { path: `${libraryModuleName(r.name)}.ts`, content: [...header, ...this.out, ...tail].join('\n') };
+  }
+}
+
+function describeIrType(t: IrType): string {
+  switch (t.kind_v2) {
+    case 'primitive': return t.subtype;
+    case 'identifier': return t.identifier;
+    default: return t.kind_v2;
   }
 }
 

@@ -27,7 +27,18 @@ export interface Attribute {
   fromDocComment?: boolean;
 }
 
-export type LayoutKind = 'struct' | 'table' | 'union' | 'enum' | 'bits';
+export type LayoutKind = 'struct' | 'table' | 'union' | 'enum' | 'bits' | 'overlay';
+
+/**
+ * A modifier as written (`strict`, `flexible`, `resource`, `open`, `ajar`, `closed`), with its
+ * availability arguments if versioned (`flexible(added=18)`). availability.ts turns the list into
+ * the element's strictness/resourceness/openness at the target version.
+ */
+export interface Modifier {
+  name: string;
+  args: AttributeArg[] | null;
+  loc: SourceLocation;
+}
 
 export interface LayoutMember {
   attrs: Attribute[];
@@ -45,6 +56,10 @@ export interface LayoutMember {
 
 export interface Layout {
   kind: LayoutKind;
+  /** Attributes written on the inline layout itself (`@generated_name("X") struct {...}`). */
+  attrs: Attribute[];
+  modifiers: Modifier[];
+  /** Set from `modifiers` by availability.ts. */
   strictness?: 'strict' | 'flexible';
   resource: boolean;
   /** enum/bits underlying type. */
@@ -100,6 +115,8 @@ export interface ResourceDecl {
 export interface MethodAst {
   kind: 'method';
   attrs: Attribute[];
+  modifiers: Modifier[];
+  /** Set from `modifiers` by availability.ts. */
   strictness?: 'strict' | 'flexible';
   name: string;
   /** Present (possibly with no payload) for methods; absent for events. */
@@ -120,13 +137,32 @@ export interface ComposeAst {
 export interface ProtocolDecl {
   kind: 'protocol';
   attrs: Attribute[];
+  modifiers: Modifier[];
+  /** Set from `modifiers` by availability.ts. */
   openness?: 'open' | 'ajar' | 'closed';
   name: string;
   members: Array<MethodAst | ComposeAst>;
   loc: SourceLocation;
 }
 
-export type Decl = ConstDecl | AliasDecl | TypeDecl | ResourceDecl | ProtocolDecl;
+/** `type N = T;` where T is not a layout: a new type with T's wire form and its own name. */
+export interface NewTypeDecl {
+  kind: 'newtype';
+  attrs: Attribute[];
+  name: string;
+  type: TypeCtor;
+  loc: SourceLocation;
+}
+
+export interface ServiceDecl {
+  kind: 'service';
+  attrs: Attribute[];
+  name: string;
+  members: Array<{ attrs: Attribute[]; name: string; type: TypeCtor; loc: SourceLocation }>;
+  loc: SourceLocation;
+}
+
+export type Decl = ConstDecl | AliasDecl | TypeDecl | NewTypeDecl | ResourceDecl | ProtocolDecl | ServiceDecl;
 
 export interface FileAst {
   filename: string;

@@ -13,7 +13,7 @@ export function isResourceType(t: Type): boolean {
     case 'array':
       return isResourceType(t.element);
     case 'identifier':
-      return (t.decl.kind === 'struct' || t.decl.kind === 'table' || t.decl.kind === 'union') && t.decl.resource;
+      return (t.decl.kind === 'struct' || t.decl.kind === 'table' || t.decl.kind === 'union' || t.decl.kind === 'overlay') && t.decl.resource;
     default:
       return false;
   }
@@ -25,6 +25,7 @@ export function memberTypes(d: LayoutDecl): Array<{ name: string; type: Type; lo
       return d.members.map((m) => ({ name: m.name, type: m.type, loc: m.loc }));
     case 'table':
     case 'union':
+    case 'overlay':
       return d.members.filter((m) => m.used).map((m) => ({ name: m.used!.name, type: m.used!.type, loc: m.loc }));
     default:
       return [];
@@ -33,7 +34,7 @@ export function memberTypes(d: LayoutDecl): Array<{ name: string; type: Type; lo
 
 export function checkResourceness(lib: Library): void {
   for (const d of lib.ordered) {
-    if (d.kind !== 'struct' && d.kind !== 'table' && d.kind !== 'union') continue;
+    if (d.kind !== 'struct' && d.kind !== 'table' && d.kind !== 'union' && d.kind !== 'overlay') continue;
     if (d.resource) continue;
     for (const m of memberTypes(d)) {
       if (isResourceType(m.type)) {

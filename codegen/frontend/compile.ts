@@ -10,6 +10,7 @@ import { parseFile } from './parser';
 import { Resolver } from './resolver';
 import { sortDeclarations } from './sort';
 import { ShapeCalculator } from './typeshape';
+import { HEAD, Targets, resolveAvailability } from './availability';
 
 /** A source given by content rather than by path (tests, tools). */
 export interface FidlSource {
@@ -22,13 +23,34 @@ export interface FidlSource {
  * holds one IR per library, dependencies before the libraries that use them.
  * Throws FidlSyntaxError or FidlCompileError (codegen/frontend/errors.ts) on bad input.
  */
-export function compileLibraries(files: string[]): IrRoot[] {
-  return compileSources(files.map((filename) => ({ filename, text: readFileSync(filename, 'utf8') })));
+export interface CompileOptions {
+  /** Target version per platform (`--available fuchsia:HEAD`); every platform defaults to HEAD. */
+  targets?: Targets;
 }
 
-export function compileSources(sources: FidlSource[]): IrRoot[] {
+export function compileLibraries(files: string[], options: CompileOptions = {}): IrRoot[] {
+  return compileSources(files.map((filename) => ({ filename, text: readFileSync(filename, 'utf8') })), options);
+}
+
+export function compileSources(sources: FidlSource[], options: CompileOptions = {}): IrRoot[] {
   const asts = sources.map((s) => parseFile(s.filename, s.text));
-  const libraries = orderLibraries(groupLibraries(asts));
+  const targets = options.targets ?? new Map();
+  // Availability first: what is not present at the target is gone before names are bound.
+  const byLibrary = new Map<string, FileAst[]>();
+  for (const a of asts) {
+    const name = a.library.parts.join('.');
+    byLibrary.set(name, [...(byLibrary.get(name) ?? []), a]);
+  }
+  const platforms = new Map<string, { platform: string; versioned: boolean }>();
+  for (const [name, files] of byLibrary) platforms.set(name, resolveAvailability(name, files, targets));
+  const grouped = groupLibraries(asts);
+  for (const lib of grouped.values()) {
+    const p = platforms.get(lib.name)!;
+    lib.platform = p.platform;
+    lib.versioned = p.versioned;
+    lib.target = p.versioned ? targets.get(p.platform) ?? HEAD : HEAD;
+  }
+  const libraries = orderLibraries(grouped);
 
   const resolver = new Resolver();
   for (const lib of libraries) {
@@ -48,12 +70,11 @@ function groupLibraries(asts: FileAst[]): Map<string, Library> {
     const name = file.library.parts.join('.');
     let lib = libs.get(name);
     if (!lib) {
-      lib = { name, attrs: [], files: [], imports: new Map(), decls: new Map(), ordered: [], versioned: false };
+      lib = { name, attrs: [], files: [], imports: new Map(), decls: new Map(), ordered: [], versioned: false, platform: 'unversioned', target: HEAD };
       libs.set(name, lib);
     }
     lib.files.push(file);
     lib.attrs.push(...file.libraryAttrs);
-    if (file.libraryAttrs.some((a) => a.name === 'available')) lib.versioned = true;
   }
   for (const lib of libs.values()) {
     for (const file of lib.files) {

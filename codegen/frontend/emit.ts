@@ -6,14 +6,16 @@ import type * as ir from '../ir';
 import type { SourceLocation } from './errors';
 import { allMethods } from './checks';
 import {
-  Decl, EnumDecl, BitsDecl, LayoutDecl, Library, Method, ProtocolDecl, StructDecl, TableDecl, Type, UnionDecl, fqn,
+  Decl, EnumDecl, BitsDecl, LayoutDecl, Library, Method, OverlayDecl, ProtocolDecl, StructDecl, TableDecl, Type, UnionDecl, fqn,
 } from './model';
 import { Resolver, exprText } from './resolver';
+import { stringLiteralValue } from './lexer';
+import { versionText } from './availability';
 import { ShapeCalculator } from './typeshape';
 
 const DECL_KIND: Record<Decl['kind'], ir.IrDeclKind> = {
   const: 'const', alias: 'alias', struct: 'struct', table: 'table', union: 'union', enum: 'enum', bits: 'bits',
-  protocol: 'protocol', resource: 'experimental_resource',
+  protocol: 'protocol', resource: 'experimental_resource', overlay: 'overlay', newtype: 'new_type', service: 'service',
 };
 
 function location(loc: SourceLocation): ir.IrLocation {
@@ -53,7 +55,7 @@ export class Emitter {
     let type = 'string';
     let value: ir.IrConstant;
     if (v.kind === 'literal' && v.literalKind === 'string') {
-      value = literal('string', JSON.parse(v.text) as string, v.text);
+      value = literal('string', stringLiteralValue(v.text), v.text);
     } else if (v.kind === 'literal' && v.literalKind === 'numeric') {
       type = 'uint64';
       value = literal('numeric', v.text, v.text);
@@ -71,6 +73,7 @@ export class Emitter {
 
   type(t: Type): ir.IrType {
     const type_shape_v2 = this.shapes.typeShape(t);
+    if (t.newType) return { kind_v2: 'identifier', identifier: fqn(t.newType), nullable: false, type_shape_v2 };
     switch (t.kind) {
       case 'primitive':
         return { kind_v2: 'primitive', subtype: t.subtype, type_shape_v2 };
@@ -140,7 +143,7 @@ export class Emitter {
     };
   }
 
-  private envelopeMembers(d: TableDecl | UnionDecl): Array<ir.IrTableMember & ir.IrUnionMember> {
+  private envelopeMembers(d: TableDecl | UnionDecl | OverlayDecl): Array<ir.IrTableMember & ir.IrUnionMember> {
     // Reserved members are left out of the IR lists, as fidlc does.
     return d.members
       .filter((m) => m.used)
@@ -166,6 +169,13 @@ export class Emitter {
       ...this.common(d), ...this.attributes(d.attrs),
       members: this.envelopeMembers(d), strict: d.strict, resource: d.resource, is_result: d.isResult,
       type_shape_v2: this.shapes.declShape(d),
+    };
+  }
+
+  private overlay(d: OverlayDecl): ir.IrOverlay {
+    return {
+      ...this.common(d), ...this.attributes(d.attrs),
+      members: this.envelopeMembers(d), strict: true, resource: d.resource, type_shape_v2: this.shapes.declShape(d),
     };
   }
 
@@ -260,7 +270,9 @@ export class Emitter {
     if (d.kind === 'struct' || d.kind === 'table' || d.kind === 'union') {
       return { kind, resource: d.resource, type_shape_v2: this.shapes.declShape(d) };
     }
+    if (d.kind === 'overlay') return { kind, resource: d.resource, type_shape_v2: this.shapes.declShape(d) };
     if (d.kind === 'enum' || d.kind === 'bits') return { kind, type_shape_v2: this.shapes.declShape(d) };
+    if (d.kind === 'newtype') return { kind, type_shape_v2: this.shapes.typeShape(d.type!) };
     return { kind };
   }
 
@@ -270,7 +282,7 @@ export class Emitter {
       byName(decls.filter((d): d is Extract<Decl, { kind: K }> => d.kind === kind).map((d) => ({ d, name: fqn(d) }))).map((x) => x.d);
 
     const deps = [...new Set(lib.imports.values())].sort((a, b) => (a.name < b.name ? -1 : 1));
-    const platform = lib.versioned ? lib.name.split('.')[0] : 'unversioned';
+    const platform = lib.platform;
     const declarations: Record<string, ir.IrDeclKind> = {};
     for (const d of byName(decls.map((d) => ({ name: fqn(d), d })))) declarations[d.name] = DECL_KIND[d.d.kind];
 
@@ -287,7 +299,7 @@ export class Emitter {
     return {
       name: lib.name,
       platform,
-      available: { [platform]: ['HEAD'] },
+      available: { [platform]: [versionText(lib.target)] },
       ...this.attributes(lib.attrs),
       experiments: [],
       library_dependencies: deps.map((dep) => {
@@ -309,17 +321,25 @@ export class Emitter {
         })),
       })),
       protocol_declarations: of('protocol').map((d) => this.protocol(d)),
-      service_declarations: [],
+      service_declarations: of('service').map((d) => ({
+        ...this.common(d), ...this.attributes(d.attrs),
+        members: d.members.map((m) => ({
+          type: this.type(m.type), name: m.name, location: location(m.loc), deprecated: false, ...this.attributes(m.attrs),
+        })),
+      })),
       struct_declarations: of('struct').map((d) => this.struct(d)),
       external_struct_declarations: byName([...external.values()]).map((d) => this.struct(d)),
       table_declarations: of('table').map((d) => this.table(d)),
       union_declarations: of('union').map((d) => this.union(d)),
+      overlay_declarations: of('overlay').map((d) => this.overlay(d)),
       alias_declarations: of('alias').map((d) => ({
         ...this.common(d), ...this.attributes(d.attrs),
         partial_type_ctor: this.partialTypeCtor(lib, d.ast.type),
         type: this.type(d.type!),
       })),
-      new_type_declarations: [],
+      new_type_declarations: of('newtype').map((d) => ({
+        ...this.common(d), ...this.attributes(d.attrs), type: this.type({ ...d.type!, newType: undefined } as Type),
+      })),
       declaration_order: (lib.declarationOrder ?? []).map(fqn),
       declarations,
     };

@@ -19,7 +19,7 @@ export class FidlSyntaxError extends Error {
   readonly line: number;
   readonly column: number;
   constructor(readonly location: SourceLocation, readonly detail: string) {
-    super(`${where(location)}: syntax error: ${detail}`);
+    super(`${where(location)}: error: ${detail}`);
     this.name = 'FidlSyntaxError';
     this.file = location.filename;
     this.line = location.line;
@@ -38,7 +38,10 @@ export type CompileErrorKind =
   | 'bad-type'
   | 'bad-constant'
   | 'include-cycle'
-  | 'bad-library';
+  | 'bad-library'
+  | 'availability'
+  | 'bad-modifier'
+  | 'bad-attribute';
 
 /** The source parses but does not compile (names, ordinals, resourceness, constraints, cycles). */
 export class FidlCompileError extends Error {
@@ -46,7 +49,7 @@ export class FidlCompileError extends Error {
   readonly line: number;
   readonly column: number;
   constructor(readonly kind: CompileErrorKind, readonly location: SourceLocation, readonly detail: string) {
-    super(`${where(location)}: error (${kind}): ${detail}`);
+    super(`${where(location)}: error: ${detail} [${kind}]`);
     this.name = 'FidlCompileError';
     this.file = location.filename;
     this.line = location.line;

@@ -94,7 +94,11 @@ export function tokenize(filename: string, source: string): Token[] {
       let j = i + 1;
       while (j < source.length && source[j] !== '"') {
         if (source[j] === '\n') fail(i, 'unterminated string literal');
-        if (source[j] === '\\') j++;
+        if (source[j] === '\\') {
+          const rest = source.slice(j + 1, j + 10);
+          if (!/^(["\\nrt]|u\{[0-9a-fA-F]{1,6}\})/.test(rest)) fail(j, `invalid escape sequence '\\${rest[0] ?? ''}' in a string literal`);
+          j++;
+        }
         j++;
       }
       if (j >= source.length) fail(i, 'unterminated string literal');
@@ -112,4 +116,24 @@ export function tokenize(filename: string, source: string): Token[] {
   }
   tokens.push({ kind: 'eof', text: '', loc: loc(i, 0) });
   return tokens;
+}
+
+/**
+ * The value of a string literal token (quotes included): escapes \\ \" \n \r \t and \u{HEX}
+ * (1 to 6 hex digits), as FIDL's grammar defines them. Throws FidlSyntaxError-free plain Error
+ * only for tokens the lexer would not have produced.
+ */
+export function stringLiteralValue(text: string): string {
+  const body = text.slice(1, -1);
+  return body.replace(/\\(u\{([0-9a-fA-F]{1,6})\}|.)/g, (_all, esc: string, hexDigits: string | undefined) => {
+    if (hexDigits !== undefined) return String.fromCodePoint(parseInt(hexDigits, 16));
+    switch (esc) {
+      case 'n': return '\n';
+      case 'r': return '\r';
+      case 't': return '\t';
+      case '\\': return '\\';
+      case '"': return '"';
+      default: return esc;
+    }
+  });
 }

@@ -14,14 +14,21 @@ export interface Library {
   decls: Map<string, Decl>;
   /** Source order of top-level declarations, with anonymous layouts after their parents. */
   ordered: Decl[];
-  /** Whether the library declared @available (selects the IR platform). */
+  /** Whether the library declared @available. */
   versioned: boolean;
+  /** Its versioning platform ('unversioned' without @available). */
+  platform: string;
+  /** The version it was compiled at (availability.ts). */
+  target: number;
   /** fidlc's declaration order, set once the library is resolved (sort.ts). */
   declarationOrder?: Decl[];
 }
 
-/** A resolved type; `fromAlias` records the alias it was written through (fidlc sorts by it). */
-export type Type = TypeBody & { fromAlias?: AliasDecl };
+/**
+ * A resolved type; `fromAlias` records the alias it was written through (fidlc sorts by it);
+ * `newType` the new type (`type N = T;`) it names: the wire form is T's, the IR names N.
+ */
+export type Type = TypeBody & { fromAlias?: AliasDecl; newType?: NewTypeDecl };
 
 type TypeBody =
   | { kind: 'primitive'; subtype: IrPrimitiveSubtype }
@@ -88,6 +95,26 @@ export interface TableDecl extends DeclBase {
   layout: ast.Layout;
   resource: boolean;
   members: EnvelopeMember[];
+}
+
+export interface OverlayDecl extends DeclBase {
+  kind: 'overlay';
+  layout: ast.Layout;
+  resource: boolean;
+  members: EnvelopeMember[];
+}
+
+export interface NewTypeDecl extends DeclBase {
+  kind: 'newtype';
+  ast: ast.NewTypeDecl;
+  type?: Type;
+  state: 'new' | 'resolving' | 'done';
+}
+
+export interface ServiceDecl extends DeclBase {
+  kind: 'service';
+  ast: ast.ServiceDecl;
+  members: Array<{ name: string; type: Type; attrs: ast.Attribute[]; loc: SourceLocation }>;
 }
 
 export interface UnionDecl extends DeclBase {
@@ -163,8 +190,8 @@ export interface ProtocolDecl extends DeclBase {
   methods: Method[];
 }
 
-export type LayoutDecl = StructDecl | TableDecl | UnionDecl | EnumDecl | BitsDecl;
-export type Decl = ConstDecl | AliasDecl | LayoutDecl | ResourceDecl | ProtocolDecl;
+export type LayoutDecl = StructDecl | TableDecl | UnionDecl | OverlayDecl | EnumDecl | BitsDecl;
+export type Decl = ConstDecl | AliasDecl | NewTypeDecl | LayoutDecl | ResourceDecl | ProtocolDecl | ServiceDecl;
 
 /** An evaluated constant: its value and its IR form. */
 export interface ConstValue {

@@ -6,8 +6,10 @@ import * as ast from './ast';
 import { FidlSyntaxError, SourceLocation } from './errors';
 import { Token, tokenize } from './lexer';
 
-const LAYOUT_KINDS = new Set(['struct', 'table', 'union', 'enum', 'bits']);
-const MODIFIERS = new Set(['strict', 'flexible', 'resource']);
+const LAYOUT_KINDS = new Set(['struct', 'table', 'union', 'enum', 'bits', 'overlay']);
+const LAYOUT_MODIFIERS = new Set(['strict', 'flexible', 'resource']);
+const PROTOCOL_MODIFIERS = new Set(['open', 'ajar', 'closed']);
+const METHOD_MODIFIERS = new Set(['strict', 'flexible']);
 
 export function parseFile(filename: string, source: string): ast.FileAst {
   return new Parser(filename, tokenize(filename, source)).parseFile();
@@ -115,6 +117,9 @@ class Parser {
         case 'closed':
           file.decls.push(this.parseProtocol(attrs));
           break;
+        case 'service':
+          file.decls.push(this.parseService(attrs));
+          break;
         default:
           this.fail(t, `expected a declaration (const, alias, type, protocol, using...), found ${this.describe(t)}`);
       }
@@ -144,25 +149,9 @@ class Parser {
       const args: ast.AttributeArg[] = [];
       let end = nameTok;
       if (this.isPunct('(')) {
-        this.next();
-        if (!this.isPunct(')')) {
-          for (;;) {
-            const argStart = this.peek();
-            let name: string | undefined;
-            if (this.peek().kind === 'ident' && this.isPunct('=', 1)) {
-              name = this.next().text;
-              this.next();
-            }
-            const value = this.parseConstExpr();
-            args.push({ name, value, loc: argStart.loc });
-            if (this.isPunct(',')) {
-              this.next();
-              continue;
-            }
-            break;
-          }
-        }
-        end = this.expectPunct(')');
+        const parsed = this.parseAttributeArgs();
+        args.push(...parsed.args);
+        end = parsed.end;
         if (args.length > 1 && args.some((a) => a.name === undefined)) {
           this.fail(at, `attribute @${nameTok.text}: with several arguments, every argument needs a name`);
         }
@@ -172,6 +161,48 @@ class Parser {
     // Doc comments after attributes are attached too (fidlc accepts either order).
     if (this.peek().kind === 'doc') return attrs.concat(this.parseAttributes());
     return attrs;
+  }
+
+  /** `( value )` or `( name = value, ... )`; the current token is `(`. */
+  private parseAttributeArgs(): { args: ast.AttributeArg[]; end: Token } {
+    this.expectPunct('(');
+    const args: ast.AttributeArg[] = [];
+    if (!this.isPunct(')')) {
+      for (;;) {
+        const argStart = this.peek();
+        let name: string | undefined;
+        if (this.peek().kind === 'ident' && this.isPunct('=', 1)) {
+          name = this.next().text;
+          this.next();
+        }
+        const value = this.parseConstExpr();
+        args.push({ name, value, loc: argStart.loc });
+        if (this.isPunct(',')) {
+          this.next();
+          continue;
+        }
+        break;
+      }
+    }
+    return { args, end: this.expectPunct(')') };
+  }
+
+  /**
+   * Modifiers from `allowed`, each optionally versioned: `flexible(added=18)`. A word is a modifier
+   * only where one can be: followed by another word, `->`, or `(name=` (availability arguments).
+   */
+  private parseModifiers(allowed: Set<string>): ast.Modifier[] {
+    const out: ast.Modifier[] = [];
+    for (;;) {
+      const t = this.peek();
+      if (t.kind !== 'ident' || !allowed.has(t.text)) break;
+      const versioned = this.isPunct('(', 1) && this.peek(2).kind === 'ident' && this.isPunct('=', 3);
+      if (!versioned && this.peek(1).kind !== 'ident' && !this.isPunct('->', 1)) break;
+      this.next();
+      const args = versioned ? this.parseAttributeArgs().args : null;
+      out.push({ name: t.text, args, loc: t.loc });
+    }
+    return out;
   }
 
   private parseCompoundName(): ast.Name {
@@ -251,18 +282,43 @@ class Parser {
     return { kind: 'alias', attrs, name: nameTok.text, type, loc: nameTok.loc };
   }
 
-  private parseTypeDecl(attrs: ast.Attribute[]): ast.TypeDecl {
+  private parseTypeDecl(attrs: ast.Attribute[]): ast.TypeDecl | ast.NewTypeDecl {
     this.expectWord('type');
     const nameTok = this.expectIdent('a type name');
     this.expectPunct('=');
-    const start = this.peek();
     const ctor = this.parseTypeCtor();
-    if (ctor.target.kind !== 'layout') {
-      this.fail(start, 'expected a layout (struct, table, union, enum, bits); new-types (`type A = B;`) are not supported');
-    }
-    if (ctor.constraints.length > 0) this.fail(start, 'a type declaration cannot carry constraints');
     this.expectPunct(';');
-    return { kind: 'type', attrs, name: nameTok.text, layout: ctor.target.layout, loc: nameTok.loc };
+    if (ctor.target.kind !== 'layout') {
+      // `type N = T;`: a new type (RFC-0052).
+      return { kind: 'newtype', attrs, name: nameTok.text, type: ctor, loc: nameTok.loc };
+    }
+    const layout = ctor.target.layout;
+    if (ctor.constraints.length > 0) this.fail(this.tokens[this.pos - 2], 'a type declaration cannot carry constraints');
+    if (layout.attrs.length > 0 && attrs.length > 0) {
+      this.fail(this.tokenAt(layout.attrs[0].loc), 'attributes go either before `type` or on the layout, not both');
+    }
+    return { kind: 'type', attrs: attrs.length > 0 ? attrs : layout.attrs, name: nameTok.text, layout, loc: nameTok.loc };
+  }
+
+  private tokenAt(loc: SourceLocation): Token {
+    return { kind: 'punct', text: '', loc };
+  }
+
+  private parseService(attrs: ast.Attribute[]): ast.ServiceDecl {
+    this.expectWord('service');
+    const nameTok = this.expectIdent('a service name');
+    this.expectPunct('{');
+    const members: ast.ServiceDecl['members'] = [];
+    while (!this.isPunct('}')) {
+      const mattrs = this.parseAttributes();
+      const mname = this.expectIdent('a service member name');
+      const type = this.parseTypeCtor();
+      this.expectPunct(';');
+      members.push({ attrs: mattrs, name: mname.text, type, loc: mname.loc });
+    }
+    this.expectPunct('}');
+    this.expectPunct(';');
+    return { kind: 'service', attrs, name: nameTok.text, members, loc: nameTok.loc };
   }
 
   private parseResource(attrs: ast.Attribute[]): ast.ResourceDecl {
@@ -289,12 +345,7 @@ class Parser {
   }
 
   private parseProtocol(attrs: ast.Attribute[]): ast.ProtocolDecl {
-    let openness: ast.ProtocolDecl['openness'];
-    const first = this.peek();
-    if (first.text === 'open' || first.text === 'ajar' || first.text === 'closed') {
-      openness = first.text;
-      this.next();
-    }
+    const modifiers = this.parseModifiers(PROTOCOL_MODIFIERS);
     this.expectWord('protocol');
     const nameTok = this.expectIdent('a protocol name');
     this.expectPunct('{');
@@ -312,14 +363,11 @@ class Parser {
     }
     this.expectPunct('}');
     this.expectPunct(';');
-    return { kind: 'protocol', attrs, openness, name: nameTok.text, members, loc: nameTok.loc };
+    return { kind: 'protocol', attrs, modifiers, name: nameTok.text, members, loc: nameTok.loc };
   }
 
   private parseMethod(attrs: ast.Attribute[]): ast.MethodAst {
-    let strictness: ast.MethodAst['strictness'];
-    if ((this.isWord('strict') || this.isWord('flexible')) && (this.peek(1).kind === 'ident' || this.isPunct('->', 1))) {
-      strictness = this.next().text as 'strict' | 'flexible';
-    }
+    const modifiers = this.parseModifiers(METHOD_MODIFIERS);
     if (this.isPunct('->')) {
       // Event: -> Name(payload);
       this.next();
@@ -327,7 +375,7 @@ class Parser {
       const payload = this.parseParameterList();
       if (this.isWord('error')) this.fail(this.peek(), 'events cannot use error syntax');
       this.expectPunct(';');
-      return { kind: 'method', attrs, strictness, name: nameTok.text, response: { payload }, loc: nameTok.loc };
+      return { kind: 'method', attrs, modifiers, name: nameTok.text, response: { payload }, loc: nameTok.loc };
     }
     const nameTok = this.expectIdent('a method name');
     const request = { payload: this.parseParameterList() };
@@ -342,7 +390,7 @@ class Parser {
       }
     }
     this.expectPunct(';');
-    return { kind: 'method', attrs, strictness, name: nameTok.text, request, response, error, loc: nameTok.loc };
+    return { kind: 'method', attrs, modifiers, name: nameTok.text, request, response, error, loc: nameTok.loc };
   }
 
   /** `()` or `(TypeCtor)`; returns the payload type, undefined when empty. */
@@ -362,7 +410,14 @@ class Parser {
   private parseTypeCtor(): ast.TypeCtor {
     const start = this.peek();
     let target: ast.TypeCtor['target'];
-    if (this.atLayout()) {
+    if (this.isPunct('@')) {
+      // Attributes of an inline layout: `@generated_name("Name") struct { ... }`.
+      const attrs = this.parseAttributes();
+      if (!this.atLayout()) this.fail(this.peek(), 'attributes inside a type must be followed by an inline layout');
+      const layout = this.parseLayout();
+      layout.attrs = attrs;
+      target = { kind: 'layout', layout };
+    } else if (this.atLayout()) {
       target = { kind: 'layout', layout: this.parseLayout() };
     } else {
       target = { kind: 'named', name: this.parseCompoundName() };
@@ -407,33 +462,37 @@ class Parser {
     return { target, params, constraints, loc: start.loc };
   }
 
-  /** Whether the next tokens start an inline layout: modifiers then struct/table/union/enum/bits then `{` or `:`. */
+  /** Whether the next tokens start an inline layout: modifiers then a layout kind then `{` or `:`. */
   private atLayout(): boolean {
     let k = 0;
-    while (this.peek(k).kind === 'ident' && MODIFIERS.has(this.peek(k).text) && this.peek(k + 1).kind === 'ident') k++;
+    for (;;) {
+      const t = this.peek(k);
+      if (t.kind !== 'ident' || !LAYOUT_MODIFIERS.has(t.text)) break;
+      if (this.isPunct('(', k + 1)) {
+        // A versioned modifier: skip its parenthesised arguments.
+        let depth = 0;
+        let j = k + 1;
+        do {
+          if (this.isPunct('(', j)) depth++;
+          else if (this.isPunct(')', j)) depth--;
+          else if (this.peek(j).kind === 'eof') return false;
+          j++;
+        } while (depth > 0);
+        k = j;
+      } else if (this.peek(k + 1).kind === 'ident') {
+        k++;
+      } else {
+        break;
+      }
+    }
     const t = this.peek(k);
     return t.kind === 'ident' && LAYOUT_KINDS.has(t.text) && (this.isPunct('{', k + 1) || this.isPunct(':', k + 1));
   }
 
   private parseLayout(): ast.Layout {
-    let strictness: ast.Layout['strictness'];
-    let resource = false;
-    const start = this.peek();
-    while (MODIFIERS.has(this.peek().text) && !LAYOUT_KINDS.has(this.peek().text)) {
-      const m = this.next();
-      if (m.text === 'resource') {
-        if (resource) this.fail(m, "duplicate modifier 'resource'");
-        resource = true;
-      } else {
-        if (strictness !== undefined) this.fail(m, `conflicting or duplicate modifier '${m.text}'`);
-        strictness = m.text as 'strict' | 'flexible';
-      }
-    }
+    const modifiers = this.parseModifiers(LAYOUT_MODIFIERS);
     const kindTok = this.next();
     const kind = kindTok.text as ast.LayoutKind;
-    if (strictness !== undefined && kind === 'struct') this.fail(start, `structs cannot be ${strictness}`);
-    if (strictness === 'strict' && kind === 'table') this.fail(start, 'tables cannot be strict');
-    if (resource && (kind === 'enum' || kind === 'bits')) this.fail(start, `${kind} cannot be resource types`);
     let subtype: ast.TypeCtor | undefined;
     if (this.isPunct(':')) {
       if (kind !== 'enum' && kind !== 'bits') this.fail(this.peek(), `only enums and bits take an underlying type`);
@@ -446,13 +505,13 @@ class Parser {
       members.push(this.parseLayoutMember(kind));
     }
     this.expectPunct('}');
-    return { kind, strictness, resource, subtype, members, loc: kindTok.loc };
+    return { kind, attrs: [], modifiers, resource: false, subtype, members, loc: kindTok.loc };
   }
 
   private parseLayoutMember(kind: ast.LayoutKind): ast.LayoutMember {
     const attrs = this.parseAttributes();
     const start = this.peek();
-    if (kind === 'table' || kind === 'union') {
+    if (kind === 'table' || kind === 'union' || kind === 'overlay') {
       const ordTok = this.peek();
       if (ordTok.kind !== 'number' || !/^[0-9]+$/.test(ordTok.text)) {
         this.fail(ordTok, `expected an ordinal ('1:') for a ${kind} member, found ${this.describe(ordTok)}`);

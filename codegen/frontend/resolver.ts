@@ -6,9 +6,11 @@ import * as ast from './ast';
 import { CompileErrorKind, FidlCompileError, SourceLocation } from './errors';
 import {
   AliasDecl, BitsDecl, ConstDecl, ConstValue, Decl, EnumBitsMember, EnumDecl, EnvelopeMember, Library,
-  LayoutDecl, Method, ProtocolDecl, ResourceDecl, StructDecl, TableDecl, Type, UnionDecl, fqn,
+  LayoutDecl, Method, NewTypeDecl, OverlayDecl, ProtocolDecl, ResourceDecl, ServiceDecl, StructDecl, TableDecl, Type,
+  UnionDecl, fqn,
 } from './model';
 import { methodOrdinal, methodSelector } from './ordinal';
+import { stringLiteralValue } from './lexer';
 import type { IrConstant, IrIntegerSubtype, IrPrimitiveSubtype } from '../ir';
 
 const INTEGER_RANGES: Record<IrIntegerSubtype, [bigint, bigint]> = {
@@ -22,7 +24,7 @@ const INTEGER_RANGES: Record<IrIntegerSubtype, [bigint, bigint]> = {
   uint64: [0n, 2n ** 64n - 1n],
 };
 const PRIMITIVES = new Set<string>([...Object.keys(INTEGER_RANGES), 'bool', 'float32', 'float64']);
-const BUILTIN_TYPES = new Set(['string', 'vector', 'array', 'box', 'client_end', 'server_end']);
+const BUILTIN_TYPES = new Set(['string', 'vector', 'array', 'box', 'client_end', 'server_end', 'byte']);
 const SAME_RIGHTS = 0x80000000;
 const UINT32: Type = { kind: 'primitive', subtype: 'uint32' };
 
@@ -105,6 +107,13 @@ export class Resolver {
           case 'type':
             this.collectLayout(lib, d.layout, d.name, [d.name], d.attrs, d.loc, register);
             break;
+          case 'newtype':
+            register({ kind: 'newtype', name: d.name, library: lib, attrs: d.attrs, loc: d.loc, ast: d, state: 'new' });
+            this.collectTypeCtor(lib, d.type, [d.name], register);
+            break;
+          case 'service':
+            register({ kind: 'service', name: d.name, library: lib, attrs: d.attrs, loc: d.loc, ast: d, members: [] });
+            break;
           case 'protocol': {
             const proto: ProtocolDecl = {
               kind: 'protocol', name: d.name, library: lib, attrs: d.attrs, loc: d.loc, ast: d,
@@ -146,7 +155,7 @@ export class Resolver {
     } else {
       const empty: StructDecl = {
         kind: 'struct', name: successName, library: lib, attrs: [], loc: m.loc, namingContext: successContext,
-        layout: { kind: 'struct', resource: false, members: [], loc: m.loc },
+        layout: { kind: 'struct', attrs: [], modifiers: [], resource: false, members: [], loc: m.loc },
         resource: false, members: [], isEmptySuccessStruct: true,
       };
       register(empty);
@@ -156,7 +165,7 @@ export class Resolver {
     const result: UnionDecl = {
       kind: 'union', name: `${p.name}_${m.name}_Result`, library: lib, attrs: [], loc: m.loc,
       namingContext: responseContext,
-      layout: { kind: 'union', strictness: 'strict', resource: false, members: [], loc: m.loc },
+      layout: { kind: 'union', attrs: [], modifiers: [], strictness: 'strict', resource: false, members: [], loc: m.loc },
       resource: false, strict: true, members: [], isResult: true,
     };
     register(result);
@@ -166,7 +175,8 @@ export class Resolver {
 
   private collectPayload(lib: Library, ctor: ast.TypeCtor, name: string, context: string[], register: (d: Decl) => void): void {
     if (ctor.target.kind === 'layout') {
-      this.collectLayout(lib, ctor.target.layout, name, context, [], ctor.target.layout.loc, register);
+      const layout = ctor.target.layout;
+      this.collectLayout(lib, layout, generatedName(layout) ?? name, context, layout.attrs, layout.loc, register);
     } else {
       this.collectTypeCtor(lib, ctor, context, register);
     }
@@ -175,8 +185,9 @@ export class Resolver {
   /** Finds inline layouts inside a type constructor (also inside vector<...> parameters). */
   private collectTypeCtor(lib: Library, ctor: ast.TypeCtor, context: string[], register: (d: Decl) => void): void {
     if (ctor.target.kind === 'layout') {
-      const name = upperCamel(context[context.length - 1]);
-      this.collectLayout(lib, ctor.target.layout, name, context, [], ctor.target.layout.loc, register);
+      const layout = ctor.target.layout;
+      const name = generatedName(layout) ?? upperCamel(context[context.length - 1]);
+      this.collectLayout(lib, layout, name, context, layout.attrs, layout.loc, register);
     }
     for (const p of ctor.params) {
       if (p.kind === 'type') this.collectTypeCtor(lib, p.type, context, register);
@@ -198,6 +209,9 @@ export class Resolver {
         break;
       case 'union':
         decl = { ...base, kind: 'union', resource: layout.resource, strict: layout.strictness === 'strict', members: [], isResult: false };
+        break;
+      case 'overlay':
+        decl = { ...base, kind: 'overlay', resource: layout.resource, members: [] };
         break;
       case 'enum':
         decl = { ...base, kind: 'enum', subtype: 'uint32', strict: layout.strictness === 'strict', members: [], state: 'new' };
@@ -228,6 +242,9 @@ export class Resolver {
         case 'alias':
           this.resolveAlias(d);
           break;
+        case 'newtype':
+          this.resolveNewType(d);
+          break;
         case 'enum':
         case 'bits':
           this.resolveEnumBits(d);
@@ -240,9 +257,46 @@ export class Resolver {
       if (d.kind === 'struct' && !d.isEmptySuccessStruct) this.resolveStruct(d);
       else if (d.kind === 'table') this.resolveTable(d);
       else if (d.kind === 'union' && !d.isResult) this.resolveUnion(d);
+      else if (d.kind === 'overlay') this.resolveOverlay(d);
     }
     for (const d of lib.ordered) {
       if (d.kind === 'protocol') this.resolveProtocol(d);
+    }
+    for (const d of lib.ordered) {
+      if (d.kind === 'service') this.resolveService(d);
+    }
+  }
+
+  private resolveNewType(d: NewTypeDecl): Type {
+    if (d.state === 'done') return d.type!;
+    if (d.state === 'resolving') fail('include-cycle', d.loc, `new type ${d.name} refers to itself`);
+    d.state = 'resolving';
+    const t = this.resolveType(d.library, d.ast.type);
+    if (t.kind === 'endpoint' || t.kind === 'internal') fail('bad-type', d.ast.type.loc, `a new type cannot be based on ${describeType(t)}`);
+    if ('nullable' in t && t.nullable) fail('bad-constraint', d.ast.type.loc, 'a new type cannot be optional');
+    d.type = t;
+    d.state = 'done';
+    return t;
+  }
+
+  private resolveService(d: ServiceDecl): void {
+    const seen = new Set<string>();
+    for (const m of d.ast.members) {
+      if (seen.has(canonical(m.name))) fail('duplicate-name', m.loc, `member '${m.name}' of service ${d.name} is declared twice`);
+      seen.add(canonical(m.name));
+      const type = this.resolveType(d.library, m.type);
+      if (type.kind !== 'endpoint' || type.role !== 'client') fail('bad-type', m.type.loc, `service members must be client_end types (member '${m.name}' of ${d.name})`);
+      if (type.nullable) fail('bad-constraint', m.type.loc, `service members cannot be optional (member '${m.name}' of ${d.name})`);
+      d.members.push({ name: m.name, type, attrs: m.attrs, loc: m.loc });
+    }
+  }
+
+  private resolveOverlay(d: OverlayDecl): void {
+    this.resolveEnvelopeMembers(d);
+    if (d.layout.strictness !== 'strict') fail('bad-modifier', d.loc, `overlay ${d.name} must be declared strict`);
+    if (d.members.filter((m) => m.used).length === 0) fail('bad-type', d.loc, `overlay ${d.name} must have at least one member`);
+    for (const m of d.members) {
+      if (m.used && m.used.type.kind === 'handle') fail('bad-type', m.loc, `overlay members cannot be handles (member '${m.used.name}' of ${d.name})`);
     }
   }
 
@@ -373,7 +427,7 @@ export class Resolver {
     }
   }
 
-  private resolveEnvelopeMembers(d: TableDecl | UnionDecl): void {
+  private resolveEnvelopeMembers(d: TableDecl | UnionDecl | OverlayDecl): void {
     const names = new Set<string>();
     const ordinals = new Map<number, ast.LayoutMember>();
     for (const m of d.layout.members) {
@@ -397,12 +451,12 @@ export class Resolver {
       }
       d.members.push(member);
     }
+    // Ordinals may have gaps (current fidlc); members are listed in ordinal order.
     d.members.sort((a, b) => a.ordinal - b.ordinal);
-    d.members.forEach((m, i) => {
-      if (m.ordinal !== i + 1) {
-        fail('duplicate-member-ordinal', m.loc, `${d.kind} ${d.name}: ordinals must be dense from 1 (missing ordinal ${i + 1}; use 'N: reserved;')`);
-      }
-    });
+    if (d.kind === 'table' && d.members.length > 0 && d.members[d.members.length - 1].ordinal > 64) {
+      const last = d.members[d.members.length - 1];
+      fail('bad-type', last.loc, `table ${d.name}: ordinal ${last.ordinal} is over 64, the most a table may have`);
+    }
   }
 
   private resolveTable(d: TableDecl): void {
@@ -452,7 +506,7 @@ export class Resolver {
     if (selectorAttr) {
       const v = selectorAttr.args[0]?.value;
       if (!v || v.kind !== 'literal' || v.literalKind !== 'string') fail('bad-constant', selectorAttr.loc, '@selector takes one string');
-      selectorText = JSON.parse(v.text) as string;
+      selectorText = stringLiteralValue(v.text);
     }
     const selector = methodSelector(lib.name, p.name, m.name, selectorText);
     const method: Method = {
@@ -516,6 +570,15 @@ export class Resolver {
           case 'alias':
             base = { ...this.resolveAlias(d), fromAlias: d } as Type;
             break;
+          case 'newtype':
+            base = { ...this.resolveNewType(d), newType: d } as Type;
+            delete (base as { fromAlias?: AliasDecl }).fromAlias;
+            break;
+          case 'service':
+            return fail('bad-type', loc, `service ${d.name} is not a type`);
+          case 'overlay':
+            base = { kind: 'identifier', decl: d, nullable: false };
+            break;
           case 'struct':
           case 'table':
           case 'union':
@@ -553,6 +616,11 @@ export class Resolver {
     if (PRIMITIVES.has(name)) {
       wantParams(0);
       return { kind: 'primitive', subtype: name as IrPrimitiveSubtype };
+    }
+    if (name === 'byte') {
+      // `byte` is a builtin name for uint8.
+      wantParams(0);
+      return { kind: 'primitive', subtype: 'uint8' };
     }
     switch (name) {
       case 'string':
@@ -708,7 +776,7 @@ export class Resolver {
         });
         if (e.literalKind === 'string') {
           if (type.kind !== 'string') fail('bad-constant', e.loc, `a string cannot be used as ${describeType(type)}`);
-          const s = JSON.parse(e.text) as string;
+          const s = stringLiteralValue(e.text);
           if (type.maxSize !== undefined && Buffer.byteLength(s) > type.maxSize) {
             fail('bad-constant', e.loc, `string of ${Buffer.byteLength(s)} bytes exceeds the bound ${type.maxSize}`);
           }
@@ -822,4 +890,17 @@ export function describeType(t: Type): string {
     default:
       return t.kind;
   }
+}
+
+/** The name `@generated_name("Name")` gives an inline layout, if it has one. */
+function generatedName(layout: ast.Layout): string | undefined {
+  const attr = layout.attrs.find((a) => a.name === 'generated_name');
+  if (attr === undefined) return undefined;
+  const v = attr.args[0]?.value;
+  if (attr.args.length !== 1 || !v || v.kind !== 'literal' || v.literalKind !== 'string') {
+    fail('bad-attribute', attr.loc, '@generated_name takes one string');
+  }
+  const name = stringLiteralValue(v.text);
+  if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) fail('bad-attribute', attr.loc, `'${name}' is not a valid name for @generated_name`);
+  return name;
 }

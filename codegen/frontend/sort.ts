@@ -16,6 +16,10 @@ function typeDeps(t: Type, out: Decl[]): void {
     out.push(t.fromAlias);
     return;
   }
+  if (t.newType) {
+    out.push(t.newType);
+    return;
+  }
   switch (t.kind) {
     case 'handle':
       if (!t.nullable) out.push(t.resource);
@@ -61,7 +65,13 @@ export function declarationDeps(d: Decl): Decl[] {
       break;
     case 'table':
     case 'union':
+    case 'overlay':
       for (const m of d.members) if (m.used) typeDeps(m.used.type, out);
+      break;
+    case 'newtype':
+      typeDeps(d.type!, out);
+      break;
+    case 'service':
       break;
     case 'protocol':
       out.push(...d.composes.map((c) => c.protocol));

@@ -95,6 +95,9 @@ export class ShapeCalculator {
       case 'table':
       case 'union':
         return 16;
+      case 'overlay':
+        // An 8-byte ordinal, then the largest member inline.
+        return add(8, Math.max(0, ...d.members.filter((m) => m.used).map((m) => this.unalignedSize(m.used!.type))));
       case 'struct': {
         if (d.members.length === 0) return 1;
         let size = 0;
@@ -111,6 +114,7 @@ export class ShapeCalculator {
         return primitiveSize(d.subtype);
       case 'table':
       case 'union':
+      case 'overlay':
         return 8;
       case 'struct':
         if (this.recursive.has(d)) return 8;
@@ -255,6 +259,21 @@ export class ShapeCalculator {
         }
         // fidlc reports has_padding = true for every union.
         return shape(16, 8, add(1, depth), handles, ool, true, flex);
+      }
+      case 'overlay': {
+        // Members sit inline after the ordinal: depth, handles and out-of-line are the largest member's.
+        let depth = 0, handles = 0, ool = 0, pad = false, flex = false;
+        const body = inline - 8;
+        for (const m of d.members) {
+          if (!m.used) continue;
+          const s = this.typeShape(m.used.type);
+          depth = Math.max(depth, s.depth);
+          handles = Math.max(handles, s.max_handles);
+          ool = Math.max(ool, s.max_out_of_line);
+          pad = pad || s.has_padding || this.unalignedSize(m.used.type) < body;
+          flex = flex || s.has_flexible_envelope;
+        }
+        return shape(inline, alignment, depth, handles, ool, pad, flex);
       }
     }
   }

@@ -22,6 +22,8 @@ export interface ServerFlags {
   /** Capture an embedded server's warnings: they become the detail of this command's error
    *  line, or lines of their own after the output, never lines in the middle of it. */
   captureServerLogs?: boolean;
+  /** Write a Perfetto trace of the server (serve, or the embedded server of cat and map). */
+  traceFile?: string;
 }
 
 function openImage(image: string): Ext4Image {
@@ -86,6 +88,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
       allowUids: flags.allowUids,
       recordFile: flags.recordFile,
       recordMaxBytes: flags.recordMaxBytes,
+      traceFile: flags.traceFile,
     });
   } catch (e) {
     throw new CliError(`cannot serve in ${flags.svcDir}: ${(e as Error).message}`);

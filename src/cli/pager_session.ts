@@ -6,7 +6,7 @@ import { LogCapture, logger } from '../log';
 import { EmbeddedService } from '../server/service';
 import { ServiceDirError } from '../transport/service_dir';
 import type { ServerFlags } from './commands';
-import { BrokenPipe, CliError } from './errors';
+import { BrokenPipe, CliError, UsageError } from './errors';
 import { Progress } from './progress';
 
 /** Reads go through the mapping in chunks this large (each a few read-ahead windows). */
@@ -16,6 +16,7 @@ const WRITE_CHUNK = 64 * 1024 * 1024;
 
 export class PagerSession {
   private reported: number | null = null;
+  private signalHandlers: [NodeJS.Signals, (sig: NodeJS.Signals) => void][] = [];
 
   private constructor(
     readonly connection: PagerClientConnection,
@@ -28,9 +29,16 @@ export class PagerSession {
     if (flags.svcDir === undefined) {
       const capture = flags.captureServerLogs ? new LogCapture('warn') : null;
       try {
-        const embedded = EmbeddedService.start({ threads: flags.threads, readahead: flags.readahead });
+        let embedded: EmbeddedService;
         try {
-          return new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded, capture);
+          embedded = EmbeddedService.start({ threads: flags.threads, readahead: flags.readahead, traceFile: flags.traceFile });
+        } catch (e) {
+          throw new CliError(`cannot start the embedded server: ${(e as Error).message}`);
+        }
+        try {
+          const session = new PagerSession(PagerClientConnection.connect(embedded.svcDir), embedded, capture);
+          if (flags.traceFile !== undefined) session.closeOnSignal();
+          return session;
         } catch (e) {
           embedded.close();
           throw e;
@@ -39,6 +47,9 @@ export class PagerSession {
         capture?.stop();
         throw e;
       }
+    }
+    if (flags.traceFile !== undefined) {
+      throw new UsageError('--trace traces the embedded server; trace a running one with its own serve --trace');
     }
     try {
       return new PagerSession(PagerClientConnection.connect(flags.svcDir), null, null);
@@ -69,7 +80,22 @@ export class PagerSession {
 
   /** Closes the connection and the embedded server; then prints, one line each, the server's
    *  warnings that did not become part of an error (when the log level shows warnings). */
+  /**
+   * SIGINT/SIGTERM close the session first (so that the trace is finished), then the signal is
+   * raised again with no handler left: the process dies of it, as it would have.
+   */
+  private closeOnSignal(): void {
+    const onSignal = (sig: NodeJS.Signals) => {
+      this.close();
+      process.kill(process.pid, sig);
+    };
+    this.signalHandlers = [['SIGINT', onSignal], ['SIGTERM', onSignal]];
+    for (const [sig, h] of this.signalHandlers) process.once(sig, h);
+  }
+
   close(): void {
+    for (const [sig, h] of this.signalHandlers) process.removeListener(sig, h);
+    this.signalHandlers = [];
     this.connection.close();
     this.embedded?.close();
     if (this.capture === null) return;

@@ -2,7 +2,6 @@
 // A NativePager serves the files of one backing (an ext4 image as memfd, regular file or block
 // device). registerFile gives out read-only memfd handles; a client that maps one hands its
 // uffd over (attachMapping) and the pager's native threads page the file in on demand.
-import * as fs from 'fs';
 import { native } from '../native';
 import { logger } from '../log';
 
@@ -29,7 +28,38 @@ export interface PagerOptions {
   /** posix_fadvise(DONTNEED) on the backing after copying (as the seed). Default true;
    *  never applied to a memfd backing (that would discard the data). */
   dropCache?: boolean;
+  /** Record every window the threads fill into per-thread rings, for drainTrace() (--trace). */
+  trace?: boolean;
 }
+
+/** One window a pager thread filled (native/trace_ring.h's VmoRead), timestamps CLOCK_BOOTTIME ns. */
+export interface VmoReadRecord {
+  beginNs: bigint;
+  endNs: bigint;
+  attachment: number;
+  offset: bigint;
+  length: bigint;
+  bytesCopied: bigint;
+  bytesZeroed: bigint;
+  inode: number;
+  /** The window of a fault whose reader waits on it (not a read-ahead job). */
+  faultWindow: boolean;
+  /** Stopped at a page that could not be read. */
+  failed: boolean;
+  /** ... which was the fault's own page: that read failed with EIO. */
+  poisoned: boolean;
+}
+
+export interface TracedThread {
+  /** Index of the pager thread, and its Linux tid. */
+  index: number;
+  tid: number;
+  /** Records lost to a full ring since the pager started. */
+  dropped: number;
+  records: VmoReadRecord[];
+}
+
+const VMO_READ_BYTES = 64;
 
 /** Blocks [logicalStart, logicalEnd) of the file, stored from physicalBlock on. */
 export interface Extent {
@@ -134,6 +164,17 @@ export class NativePager {
     return this.inner.stats();
   }
 
+  /** Takes what the threads recorded since the last call (a pager created with trace: true). */
+  drainTrace(): TracedThread[] {
+    const threads = this.inner.drainTrace() as { tid: number; dropped: number; records: Buffer }[];
+    return threads.map((t, index) => ({ index, tid: t.tid, dropped: t.dropped, records: parseVmoReads(t.records) }));
+  }
+
+  /** Bytes of this pager's files in memory (one fstat per file). */
+  residentBytes(): bigint {
+    return this.inner.residentBytes();
+  }
+
   /** Called on the JS thread when a file is forgotten: every handle and mapping is gone. */
   onFileForgotten(cb: ForgottenCallback): void {
     this.forgottenCallbacks.push(cb);
@@ -144,7 +185,9 @@ export class NativePager {
     return !this.stopped && this.inner.ownsFile(fd);
   }
 
-  /** Wakes and joins the threads, fails faults still queued, closes everything. Idempotent. */
+  /** Tells the native threads to end (without waiting: one may be in a read of a backing that does
+   *  not answer), fails faults still queued, lets go of every file and mapping. Returns at once;
+   *  the threads and the pager's own fds go as the last thread leaves. Idempotent. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -153,9 +196,36 @@ export class NativePager {
   }
 }
 
-/** The live pager whose file fileFd is a handle to, if any. */
+function parseVmoReads(buf: Buffer): VmoReadRecord[] {
+  const out: VmoReadRecord[] = [];
+  for (let at = 0; at + VMO_READ_BYTES <= buf.length; at += VMO_READ_BYTES) {
+    const flags = buf.readUInt32LE(at + 60);
+    out.push({
+      beginNs: buf.readBigUInt64LE(at),
+      endNs: buf.readBigUInt64LE(at + 8),
+      attachment: Number(buf.readBigUInt64LE(at + 16)),
+      offset: buf.readBigUInt64LE(at + 24),
+      length: buf.readBigUInt64LE(at + 32),
+      bytesCopied: buf.readBigUInt64LE(at + 40),
+      bytesZeroed: buf.readBigUInt64LE(at + 48),
+      inode: buf.readUInt32LE(at + 56),
+      faultWindow: (flags & 1) !== 0,
+      failed: (flags & 2) !== 0,
+      poisoned: (flags & 4) !== 0,
+    });
+  }
+  return out;
+}
+
+/** CLOCK_BOOTTIME in ns: the clock of the pager threads' trace records (and of the whole trace). */
+export function traceClockNs(): bigint {
+  return native.traceClockNs() as bigint;
+}
+
+/** The live pager whose file fileFd is a handle to, if any (undefined also for a bad fd). The fd is
+ *  a client's: it is never fstat'ed here (a FUSE file whose daemon stalls GETATTR would freeze the
+ *  JavaScript thread); each pager compares cached attributes (statx AT_STATX_DONT_SYNC). */
 export function findPagerForFile(fileFd: number): NativePager | undefined {
-  fs.fstatSync(fileFd); // throws EBADF for a bad fd, as any fs call would
   for (const pager of livePagers) {
     if (pager.ownsFile(fileFd)) return pager;
   }

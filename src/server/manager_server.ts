@@ -13,6 +13,7 @@ import { Handle } from '../transport/handle';
 import { handleInfo, handleObjectCheck } from '../transport/handle_info';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
+import type { ConnectionTrace } from '../trace/tracer';
 import { ZX, statusName } from '../zx_status';
 import { SuspendManager } from './suspend/suspend_manager';
 
@@ -40,6 +41,7 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly pagerOptions: PagerOptions,
     private readonly onPager: (p: PagerInstance) => void,
     private readonly suspend: SuspendManager,
+    private readonly trace?: ConnectionTrace,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
@@ -55,6 +57,17 @@ export class ManagerConnection implements runner.ManagerHandler {
   }
 
   createPager(req: runner.ManagerCreatePagerRequest): void {
+    // Traced as a span whose status is the epitaph a refusal sent (OK when the pager started).
+    let outcome = statusName(ZX.OK);
+    const end = this.trace?.span('CreatePager');
+    try {
+      this.startPager(req, (status) => { outcome = statusName(status); });
+    } finally {
+      end?.(outcome);
+    }
+  }
+
+  private startPager(req: runner.ManagerCreatePagerRequest, refused: (status: number) => void): void {
     const { backingVmo, blockSize, pager } = req;
     if (pager === undefined) {
       backingVmo?.close();
@@ -70,6 +83,7 @@ export class ManagerConnection implements runner.ManagerHandler {
       return;
     }
     const refuse = (status: number, why: string): void => {
+      refused(status);
       backingVmo?.close();
       logger.warn(`CreatePager refused: ${why}`, { channel: pagerChannel.name, epitaph: statusName(status) });
       try {
@@ -115,6 +129,7 @@ export class ManagerConnection implements runner.ManagerHandler {
       this.limits,
       (p) => this.pagers.delete(p),
       `${kind} block_size=${blockSize}`,
+      this.trace?.derive(pagerChannel.name),
     );
     this.pagers.add(instance);
     this.onPager(instance);

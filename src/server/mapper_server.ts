@@ -13,6 +13,7 @@ import type { Channel } from '../transport/channel';
 import { handleInfo } from '../transport/handle_info';
 import { ServerLimits } from './limits';
 import { ZX, statusName } from '../zx_status';
+import type { ConnectionTrace } from '../trace/tracer';
 
 export class MapperConnection implements mapper.MapperHandler {
   private readonly attachments: { pager: NativePager; id: number }[] = [];
@@ -21,6 +22,7 @@ export class MapperConnection implements mapper.MapperHandler {
   constructor(
     private readonly channel: Channel,
     private readonly limits: ServerLimits,
+    private readonly trace?: ConnectionTrace,
   ) {
     this.binding = mapper.serveMapper(channel, this, {
       onClose: () => this.detachAll(),
@@ -33,6 +35,18 @@ export class MapperConnection implements mapper.MapperHandler {
   }
 
   attachMapping(req: mapper.MapperAttachMappingRequest): fidl.Result<void, number> {
+    if (this.trace === undefined) return this.attach(req);
+    const end = this.trace.span('AttachMapping');
+    let result: fidl.Result<void, number> | undefined;
+    try {
+      result = this.attach(req);
+      return result;
+    } finally {
+      end(result === undefined ? 'threw' : result.ok ? statusName(ZX.OK) : statusName(result.error));
+    }
+  }
+
+  private attach(req: mapper.MapperAttachMappingRequest): fidl.Result<void, number> {
     const { vmo, uffd, address, length, offset } = req;
     const fail = (status: number, why: string): fidl.Result<void, number> => {
       fidl.closeHandlesIn(req);
@@ -61,6 +75,7 @@ export class MapperConnection implements mapper.MapperHandler {
     try {
       const id = pager.attachMapping(vmo.fd, uffd.take(), address, length, offset);
       this.attachments.push({ pager, id });
+      this.trace?.tracer.mappingAttached(pager, id, this.trace.peer.pid);
       if (logger.isDebugEnabled()) logger.debug('mapping attached', { channel: this.channel.name, id, address: '0x' + address.toString(16), length: String(length) });
       return { ok: true, value: undefined };
     } catch (e) {

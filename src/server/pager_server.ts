@@ -11,6 +11,7 @@ import type { Channel } from '../transport/channel';
 import { Handle } from '../transport/handle';
 import { ServerLimits } from './limits';
 import { ZX, statusName } from '../zx_status';
+import type { ConnectionTrace } from '../trace/tracer';
 
 let nextPagerId = 1;
 
@@ -29,13 +30,16 @@ export class PagerInstance {
     private readonly limits: ServerLimits,
     private readonly onStopped: (p: PagerInstance) => void,
     readonly describe: string,
+    private readonly trace?: ConnectionTrace,
   ) {
+    trace?.tracer.pagerCreated(this.id, nativePager, describe);
     nativePager.onFileForgotten((inode, name) => {
       this.liveFiles--;
+      trace?.tracer.fileForgotten(this.id, inode, name);
       if (logger.isDebugEnabled()) logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
       this.maybeStop();
     });
-    this.binding = runner.servePager(channel, { registerFile: (req) => this.registerFile(req) }, {
+    this.binding = runner.servePager(channel, { registerFile: (req) => this.tracedRegisterFile(req) }, {
       onClose: ({ status }) => {
         this.channelOpen = false;
         logger.info('pager channel closed', { pager: this.id, channel: channel.name, epitaph: status === null ? 'none' : statusName(status) });
@@ -51,6 +55,18 @@ export class PagerInstance {
 
   stats() {
     return this.nativePager.stats();
+  }
+
+  private tracedRegisterFile(req: runner.PagerRegisterFileRequest): fidl.Result<runner.PagerRegisterFileResponse, number> {
+    if (this.trace === undefined) return this.registerFile(req);
+    const end = this.trace.span('RegisterFile');
+    let result: fidl.Result<runner.PagerRegisterFileResponse, number> | undefined;
+    try {
+      result = this.registerFile(req);
+      return result;
+    } finally {
+      end(result === undefined ? 'threw' : result.ok ? statusName(ZX.OK) : statusName(result.error));
+    }
   }
 
   /** Pager.RegisterFile: a read-only handle to the inode's memfd, paged in on demand. */
@@ -72,6 +88,7 @@ export class PagerInstance {
       const { fd, created } = this.nativePager.registerFile(name, inodeNum, size, extents);
       this.registrations++;
       if (created) this.liveFiles++;
+      this.trace?.tracer.fileRegistered(this.id, { name, inode: inodeNum, size, extents: extents.length, created });
       if (logger.isDebugEnabled()) {
         logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
       }
@@ -96,6 +113,7 @@ export class PagerInstance {
     if (!this.binding.closed) this.binding.close();
     const s = this.nativePager.stats();
     this.nativePager.stop();
+    this.trace?.tracer.pagerStopped(this.id);
     logger.info('pager stopped', {
       pager: this.id,
       registrations: this.registrations,

@@ -11,6 +11,7 @@ import '../fidl_linux';
 import { logger } from '../log';
 import { PagerOptions } from '../pager/native_pager';
 import { FidlRecorder } from '../record/recorder';
+import { ServiceTracer } from '../trace/tracer';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { DEFAULT_LIMITS, ServerLimits } from './limits';
@@ -39,6 +40,8 @@ export interface PagerServiceOptions {
   recordFile?: string;
   /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
   recordMaxBytes?: number;
+  /** Write a Perfetto trace of the service to this file (see src/trace); off by default. */
+  traceFile?: string;
 }
 
 export interface ServiceStats {
@@ -61,6 +64,7 @@ export class PagerService {
   readonly suspend: SuspendManager;
   private readonly stateFile: string;
   private recorder: FidlRecorder | undefined;
+  private tracer: ServiceTracer | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
@@ -78,6 +82,10 @@ export class PagerService {
     try {
       // A record file that cannot be written is refused now, before any client connects.
       if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
+      if (opts.traceFile !== undefined) {
+        service.tracer = ServiceTracer.start(opts.traceFile);
+        service.pagerOptions.trace = true;
+      }
       service.listeners.push(
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
@@ -106,14 +114,14 @@ export class PagerService {
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend);
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, this.tracer?.connection(ch.name, peer));
     this.track(ch, conn);
   }
 
   private acceptMapper(ch: Channel, peer: PeerCredentials): void {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
-    this.track(ch, new MapperConnection(ch, this.limits));
+    this.track(ch, new MapperConnection(ch, this.limits, this.tracer?.connection(ch.name, peer)));
   }
 
   private track(ch: Channel, conn: { close(): void }): void {
@@ -149,6 +157,7 @@ export class PagerService {
     for (const p of [...this.pagers]) p.stop();
     this.pagers.clear();
     this.recorder?.close();
+    this.tracer?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
 }
