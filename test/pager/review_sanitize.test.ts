@@ -30,14 +30,14 @@ describe('pager core under the sanitizers', () => {
           stdio: ['pipe', 'pipe', 'inherit', second.fd],
         });
         let said = '';
-        unlocker.stdout.on('data', (d: Buffer) => (said += d.toString()));
+        unlocker.stdout!.on('data', (d: Buffer) => (said += d.toString()));
         const unlockerExited = new Promise((r) => unlocker.on('exit', r));
         await waitFor(() => said === 'ready\n', 20000, 'the unlocking process to start');
         // Closing the first handle makes the pager probe the file's lock, which the second still
         // holds: the file goes on the recheck list.
         fs.closeSync(first.fd);
         await new Promise((r) => setTimeout(r, 20));
-        unlocker.stdin.end('go\n');
+        unlocker.stdin!.end('go\n');
         await waitFor(() => said === 'ready\nunlocked\n', 5000, 'the unlock');
         await unlockerExited;
         const deadline = Date.now() + 1000;
