@@ -1,6 +1,7 @@
 // N-API binding of the pager core (pager_core.h): class `Pager` on the addon's exports.
 //
-//   new Pager(backingFd, blockSize, { threads, readahead: 'fixed'|'adaptive', dropCache }, onEvent)
+//   new Pager(backingFd, blockSize, { threads, readahead: 'fixed'|'adaptive', dropCache,
+//             hugePages: 'never'|'auto'|'always', hugeThreshold }, onEvent)
 //   onEvent('log', level, message) | onEvent('forgotten', inode, name)   (unref'd; never keeps the loop alive)
 //   registerFile(name, inode, size, extents) -> { fd, created }
 //   attachMapping(fileFd, uffdFd, address, length, offset) -> id
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <memory>
@@ -20,6 +22,7 @@
 #include "exports.h"
 #include "napi_args.h"
 #include "pager_core.h"
+#include "uffd.h"
 
 namespace starnix {
 namespace {
@@ -135,6 +138,25 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
         ThrowStatus(env, ZX_ERR_INVALID_ARGS, "readahead must be 'fixed' or 'adaptive'");
         return;
       }
+    }
+    Napi::Value huge = o.Get("hugePages");
+    if (!huge.IsUndefined()) {
+      std::string mode = huge.IsString() ? huge.As<Napi::String>().Utf8Value() : "";
+      if (mode == "never") {
+        options.huge_pages = pager::HugePages::kNever;
+      } else if (mode == "auto") {
+        options.huge_pages = pager::HugePages::kAuto;
+      } else if (mode == "always") {
+        options.huge_pages = pager::HugePages::kAlways;
+      } else {
+        ThrowStatus(env, ZX_ERR_INVALID_ARGS, "hugePages must be 'auto', 'always' or 'never'");
+        return;
+      }
+    }
+    Napi::Value threshold = o.Get("hugeThreshold");
+    if (!threshold.IsUndefined() && !U64Arg(threshold, &options.huge_threshold)) {
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "hugeThreshold must be a byte count");
+      return;
     }
     Napi::Value drop = o.Get("dropCache");
     if (!drop.IsUndefined()) options.drop_cache = drop.ToBoolean().Value();
@@ -281,6 +303,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     o.Set("bytesZeroed", Napi::BigInt::New(env, s.bytes_zeroed));
     o.Set("failures", Napi::Number::New(env, static_cast<double>(s.failures)));
     o.Set("attachments", Napi::Number::New(env, static_cast<double>(s.attachments)));
+    o.Set("hugeFiles", Napi::Number::New(env, static_cast<double>(s.huge_files)));
+    o.Set("hugeFallbacks", Napi::Number::New(env, static_cast<double>(s.huge_fallbacks)));
     return o;
   }
 
@@ -291,9 +315,10 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
       ThrowStatus(env, ZX_ERR_INVALID_ARGS, "ownsFile(fd)");
       return env.Undefined();
     }
-    struct stat st;
-    if (!pager_ || fstat(fd, &st) != 0) return Napi::Boolean::New(env, false);
-    return Napi::Boolean::New(env, pager_->OwnsFile(st.st_dev, st.st_ino));
+    // The fd is a client's: cached attributes only, never a GETATTR to a FUSE daemon (see StatNoSync).
+    struct statx st;
+    if (!pager_ || uffd::StatNoSync(fd, STATX_INO, &st) != 0) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, pager_->OwnsFile(makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino));
   }
 
   // Takes what the pager threads recorded since the last call (tracing only):

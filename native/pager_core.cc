@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +29,12 @@ namespace pager {
 
 namespace {
 
-constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
+// The seed's TRANSFER_VMO_SIZE was 1 MiB; a huge file's page is assembled whole, so 2 MiB.
+constexpr uint64_t kTransferBytes = 2 << 20;
+constexpr uint64_t kHugePage = 2 << 20;           // MFD_HUGE_2MB
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#endif
 constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
 constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not part of a stream
 constexpr uint64_t kMaxWindow = 8 << 20;          // adaptive: the most a streaming reader gets
@@ -47,6 +53,13 @@ constexpr uint64_t kRecheckTag = 3;
 constexpr uint64_t kJobTag = 4;
 // Probes of a file whose close event came before its lock was dropped: 1 ms apart, then doubling.
 constexpr int kRecheckProbes = 8;
+// Times a client may clear O_NONBLOCK on its uffd (each costs the pager an epoll wake-up and an
+// fcntl) before its mapping is detached.
+constexpr uint32_t kMaxNonblockResets = 1000;
+// Faults on one page that is already present before the mapping is taken for inconsistent (a few
+// client threads touching one page at once each bring one), and how many pages are tracked.
+constexpr uint32_t kMaxPresentRefaults = 16;
+constexpr size_t kPresentFaultsTracked = 256;
 constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
@@ -104,7 +117,9 @@ struct PagedFile {
   uint32_t inode = 0;
   std::string name;
   uint64_t size = 0;
-  uint64_t mapped_size = 0;  // size rounded up to pages
+  uint64_t mapped_size = 0;  // size rounded up to pages (huge pages for a huge file)
+  uint64_t page = 0;         // 4 KiB, or 2 MiB for a hugetlb memfd
+  bool huge = false;
   std::vector<Extent> extents;
   int memfd = -1;            // the pager's own read-write description
   dev_t dev = 0;
@@ -138,10 +153,18 @@ struct Claim {
 struct Attachment {
   uint64_t id = 0;
   int uffd = -1;
-  uint64_t address = 0, length = 0, offset = 0;
+  // Where the client's mapping is: moved by UFFD_EVENT_REMAP (mremap) while other threads serve it.
+  std::atomic<uint64_t> address{0};
+  uint64_t length = 0, offset = 0;
   std::shared_ptr<PagedFile> file;
   // Adaptive read-ahead state.
   std::atomic<bool> detached{false};  // queued read-ahead for it is skipped
+  std::atomic<uint32_t> nonblock_resets{0};  // times its client cleared O_NONBLOCK (see ServeUffd)
+  // A fault on a page already in the page cache is woken, and the woken access finds the page: the
+  // same page faulting again and again means the client's mapping is not what it declared (another
+  // offset or file). Counted per page (under ra_mu); past a limit every fault of it fails.
+  std::unordered_map<uint64_t, uint32_t> present_faults;
+  std::atomic<bool> inconsistent{false};
   std::mutex ra_mu;
   uint64_t last_fault = UINT64_MAX;
   uint64_t expected = UINT64_MAX;  // where the last window ended: a forward reader faults next near it
@@ -161,11 +184,16 @@ class Filler {
       : pager_(pager), page_(uffd::PageSize()), trace_ring_(trace_ring) {
     void* buf = mmap(nullptr, kTransferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     buf_ = buf == MAP_FAILED ? nullptr : static_cast<uint8_t*>(buf);
+    // Never written: every page of it reads as the kernel's zero page. The source of a huge
+    // file's holes (hugetlb has no UFFDIO_ZEROPAGE).
+    void* zeros = mmap(nullptr, kHugePage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    zeros_ = zeros == MAP_FAILED ? nullptr : static_cast<const uint8_t*>(zeros);
   }
   ~Filler() {
     if (buf_ != nullptr) munmap(buf_, kTransferBytes);
+    if (zeros_ != nullptr) munmap(const_cast<uint8_t*>(zeros_), kHugePage);
   }
-  bool ok() const { return buf_ != nullptr; }
+  bool ok() const { return buf_ != nullptr && zeros_ != nullptr; }
 
   // Supplies the missing pages [fault_fo, end) of the file (page-aligned; the fault's own page
   // first) and wakes att's waiters as the pages arrive. If the fault's own page cannot be
@@ -197,9 +225,10 @@ class Filler {
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
 
   Pager* pager_;
-  uint64_t page_;
+  uint64_t page_;  // the page size of the file being filled (set by Fill)
   trace::Ring* trace_ring_;  // this thread's vmo_read records, when tracing
   uint8_t* buf_ = nullptr;
+  const uint8_t* zeros_ = nullptr;
 };
 
 Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t limit,
@@ -224,7 +253,8 @@ Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t lim
   if (data_start <= cursor && data_end >= cursor + page_ && cursor >= no_direct_until &&
       pager_->backing_map_ != nullptr) {
     uint64_t phys = it->physical_block * bs + (cursor - data_start);
-    if (phys % page_ == 0 && phys + page_ <= pager_->backing_map_len_) {
+    // The source of UFFDIO_COPY may be anywhere; a base page boundary keeps DropCache's madvise exact.
+    if (phys % uffd::PageSize() == 0 && phys + page_ <= pager_->backing_map_len_) {
       uint64_t run_end = std::min(limit, RoundDown(data_end, page_));
       uint64_t len = std::min(run_end - cursor, RoundDown(pager_->backing_map_len_ - phys, page_));
       return Piece{Kind::kDirect, len, phys};
@@ -272,6 +302,20 @@ int Filler::Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, ui
 int Filler::Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done) {
   uint64_t pos = 0;
   int again = 0;
+  if (f.huge) {
+    // No UFFDIO_ZEROPAGE on hugetlb: copy zeros, a huge page at a time.
+    while (pos < len) {
+      uint64_t d = 0, copied = 0;
+      int err = Copy(f, fo + pos, zeros_, std::min(kHugePage, len - pos), &d, &copied);
+      pos += d;
+      if (err != 0) {
+        *done = pos;
+        return err;
+      }
+    }
+    *done = pos;
+    return 0;
+  }
   while (pos < len) {
     struct uffdio_zeropage z = {};
     z.range.start = reinterpret_cast<uint64_t>(f.fill) + fo + pos;
@@ -350,6 +394,9 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
 
 void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk,
                   uint64_t chunk, bool poison_first) {
+  page_ = f.page;
+  first_chunk = std::max(first_chunk, page_);  // a huge file moves a whole huge page at a time
+  chunk = std::max(chunk, page_);
   trace::VmoReadScope traced(trace_ring_, att.id, f.inode, fault_fo, end - fault_fo, poison_first);
   uint64_t cursor = fault_fo;
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
@@ -429,7 +476,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
   traced.ev.flags |= trace::kPoisoned;
   pager_->Log(LogLevel::kWarn, "failing page-in of " + f.name + " offset " + std::to_string(fault_fo) +
                                    ": " + strerror(failure));
-  int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_);
+  int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_, page_);
   if (err != 0) pager_->Log(LogLevel::kError, Errno("UFFDIO_POISON", err) + " (the reader may wait until its mapping is gone)");
 }
 
@@ -446,17 +493,15 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   }
   UniqueFd fd(fcntl(backing_fd, F_DUPFD_CLOEXEC, 3));
   if (fd.get() < 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("dup(backing)", errno));
-  // statx(AT_STATX_DONT_SYNC), not fstat: this runs on the JS thread, and fstat of a file on a
-  // FUSE file system asks its daemon (GETATTR), which a client's daemon may never answer.
-  struct statx stx;
-  if (statx(fd.get(), "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0)
-    return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(backing)", errno));
-  struct stat st = {};
-  st.st_mode = stx.stx_mode;
+  // Never a plain fstat here: this runs on the JavaScript thread, and the client chose the backing
+  // (a FUSE file whose daemon stops answering GETATTR would freeze the whole server).
+  struct statx st;
+  int stat_err = uffd::StatNoSync(fd.get(), STATX_TYPE, &st);
+  if (stat_err != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(backing)", stat_err));
   std::shared_ptr<Pager> p(new Pager());
-  if (S_ISBLK(st.st_mode)) {
+  if (S_ISBLK(st.stx_mode)) {
     p->backing_is_blockdev_ = true;
-  } else if (S_ISREG(st.st_mode)) {
+  } else if (S_ISREG(st.stx_mode)) {
     char path[64], target[256];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd.get());
     ssize_t n = readlink(path, target, sizeof target - 1);
@@ -525,35 +570,54 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->recheck_timer_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(timerfd)", errno));
 
+  // Detached threads that each own a reference to the pager: Stop() never joins them (one may be
+  // inside a read of a backing that does not answer, e.g. a stalled FUSE file, and Stop runs on
+  // the JavaScript thread). The last thread to leave frees the pager and closes its fds.
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   for (int i = 0; i < options.threads; i++) {
     // std::thread would abort on failure (no exceptions): use pthreads and report.
     struct Start {
-      Pager* pager;
+      std::shared_ptr<Pager> pager;
       int index;
     };
-    Start* start = new Start{p.get(), i};
+    Start* start = new Start{p, i};
     pthread_t tid;
-    int rc = pthread_create(&tid, nullptr, [](void* arg) -> void* {
+    int rc = pthread_create(&tid, &attr, [](void* arg) -> void* {
       Start* s = static_cast<Start*>(arg);
-      char name[16];
-      snprintf(name, sizeof name, "pager-%d", s->index);
-      pthread_setname_np(pthread_self(), name);
-      s->pager->ThreadMain(s->index);
+      std::shared_ptr<Pager> pager = std::move(s->pager);
+      int index = s->index;
       delete s;
+      char name[16];
+      snprintf(name, sizeof name, "pager-%d", index);
+      pthread_setname_np(pthread_self(), name);
+      pager->ThreadMain(index);
       return nullptr;
     }, start);
     if (rc != 0) {
       delete start;
+      pthread_attr_destroy(&attr);
       p->Stop();
       return Status::Error(ZX_ERR_NO_RESOURCES, Errno("pthread_create", rc));
     }
-    p->thread_ids_.push_back(tid);
   }
+  pthread_attr_destroy(&attr);
   *out = std::move(p);
   return Status::Ok();
 }
 
-Pager::~Pager() { Stop(); }
+// Runs when the last reference goes: the JS object's, or the last pager thread's after Stop().
+// No thread uses the pager's own fds any more.
+Pager::~Pager() {
+  Stop();
+  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+  if (backing_map_ != nullptr) munmap(const_cast<uint8_t*>(backing_map_), backing_map_len_);
+  backing_map_ = nullptr;
+}
 
 uint64_t Pager::BackingSize() {
   if (backing_is_blockdev_) {
@@ -561,9 +625,10 @@ uint64_t Pager::BackingSize() {
     if (ioctl(backing_fd_, BLKGETSIZE64, &size) != 0) return 0;
     return size;
   }
-  struct statx stx;  // cached attributes only: see Create
-  if (statx(backing_fd_, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_SIZE, &stx) != 0) return 0;
-  return static_cast<uint64_t>(stx.stx_size);
+  // Cached attributes only: a FUSE backing is never asked (see StatNoSync).
+  struct statx st;
+  if (uffd::StatNoSync(backing_fd_, STATX_SIZE, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.stx_size);
 }
 
 void Pager::Log(LogLevel level, const std::string& message) {
@@ -615,6 +680,7 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     file->inode = inode;
     file->name = name;
     file->size = size;
+    file->page = page;
     file->mapped_size = (size + page - 1) / page * page;
     // The pager maps the file at its first fault; one that no address space could hold is refused now.
     if (file->mapped_size > (uint64_t{1} << 47))
@@ -627,12 +693,25 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
       while (cut > 0 && (static_cast<unsigned char>(memfd_name[cut]) & 0xC0) == 0x80) cut--;  // whole UTF-8 characters
       memfd_name.resize(cut);
     }
-    file->memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (file->memfd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("memfd_create", errno));
-    if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
-      return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
-    if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
-    if (file->mapped_size > 0) {
+    const bool want_huge = size > 0 && (options_.huge_pages == HugePages::kAlways ||
+                                        (options_.huge_pages == HugePages::kAuto && size >= options_.huge_threshold));
+    if (want_huge) {
+      std::string why = MakeHugeMemfd(*file, memfd_name);
+      if (!why.empty()) {
+        if (options_.huge_pages == HugePages::kAlways)
+          return Status::Error(ZX_ERR_NO_RESOURCES, "no huge pages for " + name + " (huge pages: always): " + why);
+        huge_fallbacks_++;
+        Log(LogLevel::kInfo, "file " + name + " gets 4 KiB pages: " + why);
+      }
+    }
+    if (!file->huge) {
+      file->memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (file->memfd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("memfd_create", errno));
+      if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
+        return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
+      if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
+    }
+    if (file->mapped_size > 0 && file->fill_map == nullptr) {
       void* map = mmap(nullptr, file->mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, file->memfd, 0);
       if (map == MAP_FAILED) return Status::Error(ZX_ERR_NO_MEMORY, Errno("mmap(memfd)", errno));
       file->fill_map = static_cast<uint8_t*>(map);
@@ -681,12 +760,42 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
   return Status::Ok();
 }
 
+std::string Pager::MakeHugeMemfd(PagedFile& f, const std::string& memfd_name) {
+  UniqueFd fd(memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_HUGE_2MB));
+  if (fd.get() < 0) return Errno("memfd_create(MFD_HUGETLB)", errno);
+  // hugetlbfs sizes are whole huge pages; the tail past f.size reads as zeros (filled from zeros).
+  const uint64_t mapped = RoundUp(f.size, kHugePage);
+  if (mapped > (uint64_t{1} << 47)) return "too large";
+  if (ftruncate(fd.get(), static_cast<off_t>(mapped)) != 0) return Errno("ftruncate(hugetlb memfd)", errno);
+  if (fchmod(fd.get(), 0444) != 0) return Errno("fchmod(hugetlb memfd)", errno);
+  // No MAP_NORESERVE: this mmap reserves all the file's huge pages from the pool now, or fails
+  // (ENOMEM) when the pool has too few free; reserved pages cannot be taken by anyone else, so
+  // no fault of this file can ever find the pool empty (which would be a SIGBUS).
+  void* map = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) {
+    int err = errno;
+    if (err == ENOMEM)
+      return "the huge page pool has fewer than " + std::to_string(mapped / kHugePage) + " free huge pages (vm.nr_hugepages)";
+    return Errno("mmap(hugetlb memfd)", err);
+  }
+  f.memfd = fd.release();
+  f.fill_map = static_cast<uint8_t*>(map);
+  f.mapped_size = mapped;
+  f.page = kHugePage;
+  f.huge = true;
+  return "";
+}
+
 Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t length, uint64_t offset,
                             uint64_t* id_out) {
   UniqueFd owned(uffd_fd);
   const uint64_t page = uffd::PageSize();
-  struct stat st;
-  if (fstat(file_fd, &st) != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("fstat(file)", errno));
+  // file_fd is the client's: never a GETATTR to a file system it may control.
+  struct statx stx;
+  int stat_err = uffd::StatNoSync(file_fd, STATX_INO, &stx);
+  if (stat_err != 0) return Status::Error(ZX_ERR_BAD_HANDLE, Errno("statx(file)", stat_err));
+  const dev_t st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  const ino_t st_ino = stx.stx_ino;
   uint64_t features = 0;
   if (!uffd::ReadFeatures(uffd_fd, &features))
     return Status::Error(ZX_ERR_WRONG_TYPE, "not an initialized userfaultfd");
@@ -704,9 +813,11 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   if (stopped_) return Status::Error(ZX_ERR_BAD_STATE, "pager is stopped");
   std::shared_ptr<PagedFile> file;
   for (auto& entry : files_) {
-    if (entry.second->dev == st.st_dev && entry.second->ino == st.st_ino) file = entry.second;
+    if (entry.second->dev == st_dev && entry.second->ino == st_ino) file = entry.second;
   }
   if (!file) return Status::Error(ZX_ERR_NOT_FOUND, "not a file of this pager");
+  if (address % file->page != 0 || length % file->page != 0 || offset % file->page != 0)
+    return Status::Error(ZX_ERR_INVALID_ARGS, "a mapping of a huge-page file must be aligned to its 2 MiB pages");
   if (offset + length > file->mapped_size)
     return Status::Error(ZX_ERR_INVALID_ARGS, "mapping extends beyond the file's last page");
   auto att = std::make_shared<Attachment>();
@@ -729,12 +840,13 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   return Status::Ok();
 }
 
-bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what) {
-  int err = uffd::Poison(uffd, start, len);
+bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page) {
+  if (page == 0) page = uffd::PageSize();
+  int err = uffd::Poison(uffd, start, len, page);
   // ENOMEM (page tables) may pass on a later try; EAGAIN is retried inside Poison already.
   for (int attempt = 0; err == ENOMEM && attempt < 20; attempt++) {
     usleep(1000);
-    err = uffd::Poison(uffd, start, len);
+    err = uffd::Poison(uffd, start, len, page);
   }
   if (err == 0) return true;
   if (err == ENOENT || err == ESRCH) {
@@ -748,11 +860,21 @@ bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string&
 }
 
 void Pager::FailMissingPages(const Attachment& att) {
-  const PagedFile& f = *att.file;
+  PagedFile& f = *att.file;
   if (f.memfd < 0) return;
   const uint64_t page = uffd::PageSize();
   const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
   uint64_t pos = att.offset;
+  if (f.huge) {
+    // hugetlbfs has no SEEK_HOLE: ask the pager's own mapping (mincore), a huge page at a time.
+    for (; pos < end; pos += f.page) {
+      if (PagePresent(f, pos)) continue;
+      if (!FailPages(att.uffd, att.address + (pos - att.offset), f.page, "a missing huge page of " + f.name + " at stop", f.page)) {
+        failures_++;
+      }
+    }
+    return;
+  }
   while (pos < end) {
     // Missing pages are the holes of the memfd; a hole that starts inside a present page is the
     // end of file of the last page, which stays readable.
@@ -800,11 +922,13 @@ Stats Pager::GetStats() {
     std::lock_guard<std::mutex> lock(mu_);
     s.files = files_.size();
     s.attachments = attachments_.size();
+    for (auto& entry : files_) s.huge_files += entry.second->huge ? 1 : 0;
   }
   s.faults = faults_;
   s.bytes_supplied = bytes_supplied_;
   s.bytes_zeroed = bytes_zeroed_;
   s.failures = failures_;
+  s.huge_fallbacks = huge_fallbacks_;
   return s;
 }
 
@@ -939,9 +1063,8 @@ void Pager::HandleInotify() {
   }
 }
 
-Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
-  const uint64_t page = uffd::PageSize();
-  if (options_.readahead == Readahead::kFixed) return Window{fo, fo + kFixedWindow};
+Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo, uint64_t page) {
+  if (options_.readahead == Readahead::kFixed) return Window{fo, fo + std::max(kFixedWindow, page)};
   std::lock_guard<std::mutex> lock(att.ra_mu);
   const bool seen = att.last_fault != UINT64_MAX;
   // Forward: on from the last fault, not far beyond where the last window ended.
@@ -955,6 +1078,7 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
   } else {
     att.window = kRandomWindow;
   }
+  att.window = std::max(att.window, page);  // a huge file: at least its one huge page
   att.last_fault = fo;
   Window w;
   if (backward) {
@@ -962,9 +1086,40 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
   } else {
     w = Window{fo, fo + att.window};
   }
+  w.start = RoundDown(w.start, page);
+  w.end = RoundUp(w.end, page);
   att.low = w.start;
   att.expected = w.end;
   return w;
+}
+
+bool Pager::PagePresent(PagedFile& f, uint64_t fo) {
+  if (f.huge) {
+    if (f.fill == nullptr) return false;  // nothing was ever filled
+    unsigned char in = 0;
+    if (mincore(f.fill_map + fo, uffd::PageSize(), &in) != 0) {
+      Log(LogLevel::kError, Errno("mincore(pager mapping)", errno));
+      return false;
+    }
+    return (in & 1) != 0;
+  }
+  off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
+  if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
+  return hole >= 0 && static_cast<uint64_t>(hole) > fo;
+}
+
+uint64_t Pager::FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to) {
+  if (to <= from) return to;
+  if (f.huge) {
+    if (f.fill == nullptr) return to;
+    for (uint64_t at = from; at < to; at += f.page) {
+      if (PagePresent(f, at)) return at;
+    }
+    return to;
+  }
+  off_t data = lseek(f.memfd, static_cast<off_t>(from), SEEK_DATA);
+  if (data < 0 || static_cast<uint64_t>(data) >= to) return to;
+  return RoundDown(static_cast<uint64_t>(data), f.page);
 }
 
 uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
@@ -983,13 +1138,20 @@ uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
 
 void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count) {
   if (count) faults_++;
-  const uint64_t page = uffd::PageSize();
-  const uint64_t fault_page = RoundDown(address, page);
   PagedFile& f = *att->file;
+  const uint64_t page = f.page;
+  const uint64_t fault_page = RoundDown(address, page);
+  const uint64_t job_size = std::max(kJob, page);
+  const uint64_t behind_job = std::max(kJobChunk, page);
   if (fault_page < att->address || fault_page - att->address >= att->length) {
     failures_++;
     Log(LogLevel::kError, "fault at 0x" + std::to_string(address) + " outside the attached mapping: failing it");
-    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping");
+    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping", page);
+    return;
+  }
+  if (att->inconsistent) {
+    failures_++;
+    FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping", page);
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
@@ -1018,28 +1180,23 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
     }
     // Already in the page cache (another mapping's fault, or read-ahead): just wake.
-    off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
-    if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
-    present = hole >= 0 && static_cast<uint64_t>(hole) > fo;
+    present = PagePresent(f, fo);
     std::string map_error;
     if (!present && f.fill == nullptr) map_error = MapForFillLocked(f);
     if (!map_error.empty()) {
       // Without its mapping the file cannot be filled: fail this page, never leave it waiting.
       failures_++;
       Log(LogLevel::kError, map_error + " (file " + f.name + "): failing the fault");
-      int err = uffd::Poison(att->uffd, fault_page, page);
+      int err = uffd::Poison(att->uffd, fault_page, page, page);
       if (err != 0) Log(LogLevel::kError, Errno("UFFDIO_POISON", err));
       return;
     }
     if (!present) {
-      Window w = ReadaheadWindow(*att, fo);
+      Window w = ReadaheadWindow(*att, fo, page);
       uint64_t end = std::min({w.end, att->FileEnd(), f.mapped_size});
       uint64_t start = std::max(w.start, att->offset);
       // Stop the window where pages are already present, or where another claim begins.
-      if (end > fo + page) {
-        off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
-        if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
-      }
+      if (end > fo + page) end = std::max(fo + page, FirstPresentFrom(f, fo, end));
       if (start < fo) start = LastPresentBelow(f, start, fo);
       for (auto& c : f.claims) {
         if (c->start > fo && c->start < end) end = c->start;
@@ -1047,21 +1204,28 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
       // This thread fills the fault's page and the next kJob bytes; the rest of a (sequential,
       // large) window goes to the job queue in kJob pieces, so an idle thread fills them meanwhile.
-      mine = std::make_shared<Claim>(fo, std::min(end, fo + kJob));
+      mine = std::make_shared<Claim>(fo, std::min(end, fo + job_size));
       f.claims.push_back(mine);
-      for (uint64_t s = mine->end; s < end; s += kJob) {
-        auto c = std::make_shared<Claim>(s, std::min(end, s + kJob));
+      for (uint64_t s = mine->end; s < end; s += job_size) {
+        auto c = std::make_shared<Claim>(s, std::min(end, s + job_size));
         f.claims.push_back(c);
         queued.push_back(FillJob{att, c});
       }
       // A window behind the fault (a reader walking backwards): jobs nearest the fault first, and
       // smaller, because a job wakes its pages front to back and the reader needs its top first.
-      for (uint64_t e = fo; e > start; e -= std::min(e - start, kJobChunk)) {
-        auto c = std::make_shared<Claim>(e - std::min(e - start, kJobChunk), e);
+      for (uint64_t e = fo; e > start; e -= std::min(e - start, behind_job)) {
+        auto c = std::make_shared<Claim>(e - std::min(e - start, behind_job), e);
         f.claims.push_back(c);
         queued.push_back(FillJob{att, c});
       }
     }
+  }
+  if (present && RefaultedTooOften(*att, fault_page)) {
+    failures_++;
+    Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
+                              "that are present: it does not map the file at the offset it declared; failing its faults");
+    FailPages(att->uffd, fault_page, page, "a page that keeps faulting while present", page);
+    return;
   }
   if (present) {
     int err = uffd::Wake(att->uffd, fault_page, page);
@@ -1108,6 +1272,14 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   }
 }
 
+bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page) {
+  std::lock_guard<std::mutex> lock(att.ra_mu);
+  if (att.present_faults.size() >= kPresentFaultsTracked && att.present_faults.count(fault_page) == 0) att.present_faults.clear();
+  if (++att.present_faults[fault_page] <= kMaxPresentRefaults) return false;
+  att.inconsistent = true;
+  return true;
+}
+
 std::string Pager::MapForFillLocked(PagedFile& f) {
   if (f.fill_map == nullptr) return "the file has no pager mapping";
   int err = uffd::RegisterMissing(fill_uffd_, reinterpret_cast<uint64_t>(f.fill_map), f.mapped_size);
@@ -1145,14 +1317,30 @@ void Pager::RunJob(Filler& filler) {
 
 void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, Filler& filler) {
   if (events & (EPOLLERR | EPOLLHUP)) {
-    Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) + " reports an error or hang-up: detaching it");
-    std::lock_guard<std::mutex> lock(mu_);
-    DetachLocked(att->id);
-    return;
+    // An initialized uffd polls as EPOLLERR only when its description is not O_NONBLOCK: the
+    // client cleared the flag on the description it shares with the pager (it may have set it
+    // again since). Reads here never depend on the flag (ReadNoWait), but epoll would report the
+    // error at every wait: set the flag again, a bounded number of times, and go on serving.
+    uint32_t resets = ++att->nonblock_resets;
+    int flags = fcntl(att->uffd, F_GETFL);
+    bool ok = (events & EPOLLHUP) == 0 && resets <= kMaxNonblockResets && flags >= 0 &&
+              ((flags & O_NONBLOCK) != 0 || fcntl(att->uffd, F_SETFL, flags | O_NONBLOCK) == 0);
+    if (!ok) {
+      Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) +
+                               (resets > kMaxNonblockResets ? " had O_NONBLOCK cleared by its client too often" : " reports an error or hang-up") +
+                               ": failing its queued faults and detaching it");
+      FailQueued(*att);
+      std::lock_guard<std::mutex> lock(mu_);
+      DetachLocked(att->id);
+      return;
+    }
+    if (resets == 1) {
+      Log(LogLevel::kWarn, "the client of mapping " + std::to_string(att->id) + " cleared O_NONBLOCK on its uffd: set again");
+    }
   }
   struct uffd_msg msgs[16];
   for (;;) {
-    ssize_t n = read(att->uffd, msgs, sizeof msgs);
+    ssize_t n = uffd::ReadNoWait(att->uffd, msgs, sizeof msgs);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;
@@ -1166,7 +1354,7 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
         ServeFault(att, msgs[i].arg.pagefault.address, filler);
       } else {
-        Log(LogLevel::kDebug, "ignoring uffd event " + std::to_string(msgs[i].event));
+        HandleUffdEvent(*att, msgs[i]);
       }
     }
     if (count < 16) return;
@@ -1221,12 +1409,12 @@ void Pager::Stop() {
     if (stopped_) return;
     stopped_ = true;
   }
+  // Tell the threads, and do not wait for them: a thread may be in a read of a backing that never
+  // answers. Each holds the pager, which lives until the last one leaves.
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     if (write(stop_fd_, &one, sizeof one) != sizeof one) Log(LogLevel::kError, Errno("write(stop eventfd)", errno));
   }
-  for (pthread_t tid : thread_ids_) pthread_join(tid, nullptr);
-  thread_ids_.clear();
   // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
   std::deque<FillJob> jobs;
   {
@@ -1236,7 +1424,8 @@ void Pager::Stop() {
   for (auto& job : jobs) {
     for (auto& w : job.claim->waiters) {
       failures_++;
-      FailPages(w.first->uffd, w.second, uffd::PageSize(), "a fault waiting on read-ahead at stop");
+      const uint64_t wpage = w.first->file->page;
+      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
     }
     // The claim stays in its file's list and each waiter holds its attachment, which holds the
     // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
@@ -1252,31 +1441,67 @@ void Pager::Stop() {
     inode_by_wd_.clear();
   }
   // Faults still queued will never be served: fail them rather than leave readers waiting.
-  const uint64_t page = uffd::PageSize();
   for (auto& entry : attachments) {
-    struct uffd_msg msgs[16];
-    ssize_t n;
-    while ((n = read(entry.second->uffd, msgs, sizeof msgs)) > 0) {
-      for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
-        if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
-        failures_++;
-        FailPages(entry.second->uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault queued at stop");
-      }
-    }
+    FailQueued(*entry.second);
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
     // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
     // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
     MarkPagerGone(entry.second->uffd);
     FailMissingPages(*entry.second);
   }
+  // The uffds close, and the memfds close and unmap, as soon as no thread still uses them (a
+  // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.
   attachments.clear();
-  files.clear();  // closes the memfds and unmaps the pager's mappings
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
+  files.clear();
+}
+
+void Pager::FailQueued(Attachment& att) {
+  const uint64_t page = att.file->page;  // 2 MiB for a huge file: poison covers whole huge pages
+  struct uffd_msg msgs[16];
+  ssize_t n;
+  // Bounded: a client whose threads keep faulting (and catch SIGBUS) must not keep Stop, which runs
+  // on the JavaScript thread, reading for ever. What is left is failed as the uffd closes.
+  for (int reads = 0; reads < 64 && (n = uffd::ReadNoWait(att.uffd, msgs, sizeof msgs)) > 0; reads++) {
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(struct uffd_msg); i++) {
+      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) {
+        HandleUffdEvent(att, msgs[i]);
+        continue;
+      }
+      failures_++;
+      FailPages(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault of a mapping no longer served", page);
+    }
   }
-  if (backing_map_ != nullptr) munmap(const_cast<uint8_t*>(backing_map_), backing_map_len_);
-  backing_map_ = nullptr;
+}
+
+void Pager::HandleUffdEvent(Attachment& att, const struct uffd_msg& msg) {
+  switch (msg.event) {
+    case UFFD_EVENT_FORK:
+      // The client's uffd has UFFD_FEATURE_EVENT_FORK and forked: the kernel put a uffd for the
+      // child's copy of the mapping into this process's fd table. The pager serves the mappings it
+      // was given, not a client's children: close it (the child's registration ends with it).
+      close(static_cast<int>(msg.arg.fork.ufd));
+      Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + ": the client forked; its child's uffd is closed");
+      break;
+    case UFFD_EVENT_REMAP: {
+      // mremap moved the mapping (the kernel waits for this event to be read before it returns).
+      // The whole mapping moved: follow it. A part moved: faults there fall outside the mapping
+      // and are failed, never served from the wrong offset.
+      uint64_t from = msg.arg.remap.from, to = msg.arg.remap.to, len = msg.arg.remap.len;
+      if (from == att.address.load() && len >= att.length) {
+        att.address = to;
+        Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + " moved by mremap");
+      } else {
+        Log(LogLevel::kWarn, "mapping " + std::to_string(att.id) + ": part of it was moved by mremap; faults there will fail");
+      }
+      break;
+    }
+    case UFFD_EVENT_REMOVE:
+    case UFFD_EVENT_UNMAP:
+      // Pages dropped or unmapped by the client: nothing to do; a later fault is served as any.
+      break;
+    default:
+      Log(LogLevel::kDebug, "ignoring uffd event " + std::to_string(msg.event));
+  }
 }
 
 }  // namespace pager

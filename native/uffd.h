@@ -12,9 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 
 #ifndef UFFD_FEATURE_POISON
@@ -119,8 +123,8 @@ inline int Wake(int fd, uint64_t start, uint64_t len) {
 
 // Poisons the missing pages of [start, start+len) (accesses then get SIGBUS) and wakes
 // their waiters. Pages already present are skipped one by one (EEXIST). Returns 0 or an errno.
-inline int Poison(int fd, uint64_t start, uint64_t len) {
-  const uint64_t page = PageSize();
+// page: the mapping's page size (2 MiB on a hugetlb mapping, where poison is per huge page).
+inline int Poison(int fd, uint64_t start, uint64_t len, uint64_t page = PageSize()) {
   uint64_t pos = start, end = start + len;
   int attempts = 0;
   while (pos < end) {
@@ -140,6 +144,44 @@ inline int Poison(int fd, uint64_t start, uint64_t len) {
       return err;
     }
   }
+  return 0;
+}
+
+// Reads queued messages of a uffd without ever sleeping, whatever its O_NONBLOCK flag says: the
+// open file description is shared with the client, which can clear the flag at any time, and a
+// pager thread asleep in read() would then wait for that client's next fault (or for ever).
+// preadv2(RWF_NOWAIT) asks for a nonblocking read of this one call (userfaultfd honours it since
+// it reads through read_iter; measured on 6.18). Where the kernel refuses RWF_NOWAIT, it polls
+// first and sets O_NONBLOCK again before reading: a client that clears the flag and takes the
+// message in between can still make that read sleep, until its next fault or exit.
+// Returns the bytes read, or -1 with errno (EAGAIN: nothing queued).
+inline ssize_t ReadNoWait(int fd, void* buf, size_t len) {
+  static std::atomic<bool> nowait_refused{false};
+  if (!nowait_refused.load(std::memory_order_relaxed)) {
+    struct iovec iov = {buf, len};
+    ssize_t n;
+    do {
+      n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0 || errno != EOPNOTSUPP) return n;
+    nowait_refused.store(true, std::memory_order_relaxed);
+  }
+  struct pollfd p = {fd, POLLIN, 0};
+  int ready = poll(&p, 1, 0);
+  if (ready <= 0) {
+    if (ready == 0) errno = EAGAIN;
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  return read(fd, buf, len);
+}
+
+// fstat without asking a file system that may not answer: AT_STATX_DONT_SYNC makes FUSE (and
+// network file systems) answer from the attributes they have cached instead of sending GETATTR,
+// which a stalled or hostile FUSE daemon would never answer. Returns 0 or an errno.
+inline int StatNoSync(int fd, unsigned int mask, struct statx* out) {
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, mask, out) != 0) return errno;
   return 0;
 }
 

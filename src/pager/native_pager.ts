@@ -31,6 +31,35 @@ export interface PagerOptions {
   dropCache?: boolean;
   /** Record every window the threads fill into per-thread rings, for drainTrace() (--trace). */
   trace?: boolean;
+  /** 2 MiB hugetlb pages for a file: 'never' (default of this class), 'auto' (files of at least
+   *  hugeThreshold bytes, when the pool has room; else 4 KiB pages), 'always' (registration fails
+   *  with NO_RESOURCES when the pool lacks the file's pages). The service defaults to 'auto'. */
+  hugePages?: 'never' | 'auto' | 'always';
+  /** 'auto' only: the smallest file that gets huge pages, in bytes. Default 64 MiB. */
+  hugeThreshold?: number;
+}
+
+/** 'auto' gives huge pages to files of at least this many bytes (native/pager_core.h; why: README, "Huge pages"). */
+export const DEFAULT_HUGE_THRESHOLD = 64 * 1024 * 1024;
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
+
+/**
+ * The pages a file of `size` bytes gets from a pager with hugePages 'auto' right now: huge when it
+ * is at least the threshold and the pool has its pages free and unreserved (/proc/meminfo).
+ */
+export function pagesUnderAuto(size: bigint, threshold = DEFAULT_HUGE_THRESHOLD): { kind: 'huge' | '4k'; why: string } {
+  if (size < BigInt(threshold)) return { kind: '4k', why: `smaller than the ${threshold >> 20} MiB threshold` };
+  const need = Number((size + BigInt(HUGE_PAGE_SIZE) - 1n) / BigInt(HUGE_PAGE_SIZE));
+  let free = 0;
+  try {
+    const text = fs.readFileSync('/proc/meminfo', 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    free = get('HugePages_Free') - get('HugePages_Rsvd');
+  } catch {
+    free = 0;
+  }
+  if (free >= need) return { kind: 'huge', why: `${need} huge pages needed, ${free} free in the pool` };
+  return { kind: '4k', why: `${need} huge pages needed, only ${free} free in the pool (vm.nr_hugepages)` };
 }
 
 /** One window a pager thread filled (native/trace_ring.h's VmoRead), timestamps CLOCK_BOOTTIME ns. */
@@ -76,6 +105,10 @@ export interface PagerStats {
   bytesZeroed: bigint;
   failures: number;
   attachments: number;
+  /** Files registered now that have 2 MiB huge pages. */
+  hugeFiles: number;
+  /** Registrations that wanted huge pages and got 4 KiB ones (the pool was short). */
+  hugeFallbacks: number;
 }
 
 type ForgottenCallback = (inode: number, name: string) => void;
@@ -186,7 +219,9 @@ export class NativePager {
     return !this.stopped && this.inner.ownsFile(fd);
   }
 
-  /** Wakes and joins the threads, fails faults still queued, closes everything. Idempotent. */
+  /** Tells the native threads to end (without waiting: one may be in a read of a backing that does
+   *  not answer), fails faults still queued, lets go of every file and mapping. Returns at once;
+   *  the threads and the pager's own fds go as the last thread leaves. Idempotent. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -221,9 +256,10 @@ export function traceClockNs(): bigint {
   return native.traceClockNs() as bigint;
 }
 
-/** The live pager whose file fileFd is a handle to, if any. */
+/** The live pager whose file fileFd is a handle to, if any (undefined also for a bad fd). The fd is
+ *  a client's: it is never fstat'ed here (a FUSE file whose daemon stalls GETATTR would freeze the
+ *  JavaScript thread); each pager compares cached attributes (statx AT_STATX_DONT_SYNC). */
 export function findPagerForFile(fileFd: number): NativePager | undefined {
-  fs.fstatSync(fileFd); // throws EBADF for a bad fd, as any fs call would
   for (const pager of livePagers) {
     if (pager.ownsFile(fileFd)) return pager;
   }

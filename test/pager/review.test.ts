@@ -124,7 +124,9 @@ describe('pager core review', () => {
       console.error(`memfds still open after every pager stopped and every mapping closed:\n${left.join('\n')}`);
     }
     expect(fdsTo('/memfd:ext4!jobs')).toBe(0);
-    expect(fdsTo('anon_inode:[userfaultfd]')).toBe(uffdsBefore);
+    // At most as many as before: a pager stopped by an earlier test closes its own uffd when its
+    // last thread leaves (Stop does not join), which may be after uffdsBefore was counted.
+    expect(fdsTo('anon_inode:[userfaultfd]')).toBeLessThanOrEqual(uffdsBefore);
     fs.closeSync(backing);
   }, 60000);
 
