@@ -10,7 +10,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -22,6 +21,7 @@
 #include <set>
 
 #include "mapping_registry.h"
+#include "close_watch.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -504,8 +504,9 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (p->epoll_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_create1", errno));
   p->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->stop_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd", errno));
-  p->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (p->inotify_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_init1", errno));
+  // Close events come from the process's one inotify instance (close_watch.h), through a mailbox.
+  p->close_box_ = std::make_shared<closewatch::Mailbox>();
+  if (p->close_box_->fd() < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd(close events)", errno));
   // Close-on-exec: a child never uses it (it would name the parent's fds).
   p->proc_fd_dir_ = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   uffd::Created u = uffd::Create();
@@ -519,11 +520,11 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   ev.data.u64 = kStopTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->stop_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(stop)", errno));
-  // Edge-triggered: one close event wakes one pager thread (HandleInotify drains to EAGAIN),
-  // not every idle one, which then queue on inotify_mu_.
+  // Edge-triggered: one batch of close events wakes one pager thread (HandleInotify takes them
+  // all), not every idle one, which then queue on inotify_mu_.
   ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kInotifyTag;
-  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->close_box_->fd(), &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
   ev.events = EPOLLIN;
   // A semaphore: each read takes one job's token.
@@ -580,7 +581,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
 // No thread uses the pager's own fds any more.
 Pager::~Pager() {
   Stop();
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
+  for (int* fd : {&epoll_fd_, &stop_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -684,8 +685,8 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     // most registered files are never read, and the registration is the costly part.
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
-    file->wd = inotify_add_watch(inotify_fd_, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-    if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", errno));
+    file->wd = closewatch::Watch(path, close_box_);
+    if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", -file->wd));
   }
   // A fresh description: its lock (and so the file) lives as long as any fd or mapping of it.
   int reopened;
@@ -702,9 +703,7 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
   int err = handle.get() < 0 ? errno : 0;
   if (err == 0 && flock(handle.get(), LOCK_SH | LOCK_NB) != 0) err = errno;
   if (err != 0) {
-    if (*created) {
-      inotify_rm_watch(inotify_fd_, file->wd);
-    }
+    if (*created) closewatch::Unwatch(file->wd);
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("opening a handle to the memfd", err));
   }
   if (*created) {
@@ -871,7 +870,7 @@ bool Pager::MaybeForgetLocked(std::shared_ptr<PagedFile> file,
     if (errno != EWOULDBLOCK) Log(LogLevel::kError, Errno("flock(memfd)", errno));
     return false;
   }
-  if (inotify_rm_watch(inotify_fd_, file->wd) != 0) Log(LogLevel::kDebug, Errno("inotify_rm_watch", errno));
+  closewatch::Unwatch(file->wd);
   inode_by_wd_.erase(file->wd);
   auto it = files_.find(file->inode);
   if (it != files_.end() && it->second == file) files_.erase(it);
@@ -930,21 +929,7 @@ void Pager::HandleInotify() {
   std::lock_guard<std::mutex> reader(inotify_mu_);
   std::set<int> wds;
   bool overflow = false;
-  alignas(struct inotify_event) char buf[4096];
-  for (;;) {
-    ssize_t n = read(inotify_fd_, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) Log(LogLevel::kError, Errno("read(inotify)", errno));
-      break;
-    }
-    for (char* p = buf; p < buf + n;) {
-      auto* e = reinterpret_cast<struct inotify_event*>(p);
-      if (e->mask & IN_Q_OVERFLOW) overflow = true;
-      if (e->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) wds.insert(e->wd);
-      p += sizeof(struct inotify_event) + e->len;
-    }
-  }
+  close_box_->Take(&wds, &overflow);
   std::vector<std::pair<uint32_t, std::string>> forgotten;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1325,6 +1310,9 @@ void Pager::Stop() {
     files.swap(files_);
     inode_by_wd_.clear();
   }
+  // The inotify instance is the process's: its watches of these files go now (a watch pins its
+  // memfd's inode).
+  for (auto& entry : files) closewatch::Unwatch(entry.second->wd);
   // Faults still queued will never be served: fail them rather than leave readers waiting.
   for (auto& entry : attachments) {
     FailQueued(*entry.second);

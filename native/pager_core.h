@@ -20,7 +20,8 @@
 //
 // File lifetime (the seed's VMO_ZERO_CHILDREN): every handle given out is a fresh open file
 // description holding a shared flock(). A description stays open while any fd or mapping of it
-// exists, and its lock goes away with it. inotify IN_CLOSE_* on the memfd tells the pager when
+// exists, and its lock goes away with it. inotify IN_CLOSE_* on the memfd (from the process's one
+// inotify instance, close_watch.h, not one per pager) tells the pager when
 // to look (inotify merges identical successive events, so events are only triggers); the truth
 // is whether the pager's own description can take LOCK_EX. When it can, the file is forgotten.
 //
@@ -50,6 +51,7 @@
 #include <vector>
 
 #include "trace_ring.h"
+#include "close_watch.h"
 #include "zx_status.h"
 
 namespace starnix {
@@ -206,7 +208,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   ForgottenFn forgotten_;
   int epoll_fd_ = -1;
   int stop_fd_ = -1;      // eventfd: readable once Stop() is called
-  int inotify_fd_ = -1;
+  std::shared_ptr<closewatch::Mailbox> close_box_;  // close events of this pager's memfds
   // /proc/self/fd as a directory: a memfd is reopened with openat(proc_fd_dir_, "N"), one path
   // step instead of resolving /proc, self and fd again each time (-1: fall back to the full path).
   int proc_fd_dir_ = -1;
