@@ -9,6 +9,7 @@ import { isLogLevel, logger, setLogLevel, setLogTimestamps } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
 import { BrokenPipe, CliError, EXIT_BROKEN_PIPE, isBrokenPipe, UsageError } from './errors';
 import { cmdInspect } from './inspect_command';
+import { cmdSuspend, cmdThaw } from './suspend_command';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
@@ -24,12 +25,14 @@ interface Command {
 const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
   --threads N            pager threads of the embedded server (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --huge-pages MODE      auto (default: 2 MiB huge pages for files of 64 MiB and more when the
+                         pool has room), always (fail when it has not) or never
   --trace FILE           write a Perfetto trace of the embedded server to FILE (open it in ui.perfetto.dev)
   --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`;
 
 const COMMANDS: Record<string, Command> = {
   serve: {
-    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--huge-pages auto|always|never] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
     summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
     details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
 and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
@@ -38,6 +41,9 @@ userfaultfd access allows. Logs counters every 10 s at info.
   --svc-dir DIR          the service directory (required)
   --threads N            pager threads per pager (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --huge-pages MODE      auto (default: 2 MiB huge pages for files of 64 MiB and more when the
+                         pool has room; see the README's "Huge pages"), always (RegisterFile fails
+                         with NO_RESOURCES when the pool lacks them) or never
   --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
   --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
   --record-max-bytes N   stop recording once FILE holds N bytes
@@ -59,7 +65,8 @@ userfaultfd access allows. Logs counters every 10 s at info.
   stat: {
     synopsis: 'stat IMAGE PATH [--json]',
     summary: 'inode, type, size and extents of PATH',
-    details: `Extents are L0-L1:P, logical blocks [L0, L1) stored from physical block P on.
+    details: `Extents are L0-L1:P, logical blocks [L0, L1) stored from physical block P on. For a regular
+file, "pages:" says what --huge-pages auto would give it with the huge page pool as it is now.
   --json                 the same as JSON (64-bit numbers as strings)`,
   },
   cat: {
@@ -77,6 +84,31 @@ ${SERVER_OPTION_HELP}`,
   --offset O, --length L write only [O, O+L) of the file
 ${SERVER_OPTION_HELP}`,
   },
+  suspend: {
+    synopsis: 'suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json] [--svc-dir DIR | --wake-timeout-ms MS]',
+    summary: 'freeze a cgroup v2 directory through SuspendContainer until a wake source fires',
+    details: `As a runner would: registers a wake watcher (says asleep and awake on stderr as the server
+raises them), adds the wake sources asked for, suspends DIR (its processes stop: cgroup.freeze),
+and prints how long it slept and what woke it. With no wake source it resumes at once (upstream's
+rule); a running server (--svc-dir) or the embedded one wakes it after 9 s at most.
+  --cgroup DIR           the container: a directory of a cgroup v2 file system (required)
+  --wake-after-ms MS     wake it MS after it fell asleep (an eventfd wake source, "cli-timer")
+  --wake-on-stdin        wake it when a line arrives on stdin (a socket wake source, "cli-stdin")
+  --wake-lock-after-ms MS  raise the wake locks after MS: the suspend ends with WAKE_LOCKS_EXIST
+  --wake-timeout-ms MS   the embedded server's longest wait for a wake source (default 9000)
+  --json                 the result as one JSON object
+  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
+  --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`,
+  },
+  thaw: {
+    synopsis: 'thaw --state-file FILE | --svc-dir DIR',
+    summary: 'thaw every cgroup a killed server left frozen (its ledger)',
+    details: `A server writes the cgroups it freezes to DIR/.frozen-cgroups.json and thaws them itself on
+SIGTERM; after a SIGKILL the next server on DIR thaws them at start, and this does it by hand.
+An entry is thawed only while its path still names the same cgroup, in the same boot.
+  --state-file FILE      the ledger
+  --svc-dir DIR          the ledger of the server serving DIR (DIR/.frozen-cgroups.json)`,
+  },
   fidl: {
     synopsis: 'fidl encode|decode --type LIB/Type',
     summary: 'JSON on stdin -> FIDL wire bytes on stdout, and back',
@@ -86,7 +118,7 @@ ${SERVER_OPTION_HELP}`,
 
 const OVERVIEW = `usage: starnix-pager COMMAND [OPTIONS]
 
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(6)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`).join('\n')}
 
   starnix-pager COMMAND --help   that command's arguments and options
   starnix-pager --version        the version
@@ -119,6 +151,7 @@ const SERVER_OPTIONS = {
   'svc-dir': { type: 'string' },
   threads: { type: 'string' },
   readahead: { type: 'string' },
+  'huge-pages': { type: 'string' },
   trace: { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -155,11 +188,16 @@ function serverFlags(command: string, values: Record<string, unknown>): ServerFl
   if (readahead !== undefined && readahead !== 'fixed' && readahead !== 'adaptive') {
     throw usage(command, `--readahead is fixed or adaptive, not "${readahead}"`);
   }
+  const hugePages = values['huge-pages'] as string | undefined;
+  if (hugePages !== undefined && !['auto', 'always', 'never'].includes(hugePages)) {
+    throw usage(command, `--huge-pages is auto, always or never, not "${hugePages}"`);
+  }
   applyLogLevel(command, values);
   return {
     svcDir: values['svc-dir'] as string | undefined,
     threads: intArg(command, 'threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    hugePages: hugePages as ServerFlags['hugePages'],
     traceFile: values.trace as string | undefined,
     // At info and debug the user watches the server's lines as they come; at warn and error an
     // embedded server's refusal becomes the detail of the command's one-line error.
@@ -322,6 +360,44 @@ async function run(argv: string[]): Promise<number> {
         connection: intArg(command, 'connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),
         method: values.method as string | undefined,
       }, process.stdout);
+    }
+    case 'suspend': {
+      const { values, positionals: pos } = parse(command, rest, {
+        ...LOG_OPTIONS,
+        'svc-dir': { type: 'string' },
+        cgroup: { type: 'string' },
+        'wake-after-ms': { type: 'string' },
+        'wake-on-stdin': { type: 'boolean' },
+        'wake-lock-after-ms': { type: 'string' },
+        'wake-timeout-ms': { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const ms = (name: string) => intArg(command, name, values[name as keyof typeof values] as string | undefined, 0, 24 * 3600 * 1000);
+      const flags = {
+        cgroup: values.cgroup as string,
+        svcDir: values['svc-dir'] as string | undefined,
+        wakeAfterMs: ms('wake-after-ms'),
+        wakeOnStdin: Boolean(values['wake-on-stdin']),
+        wakeLockAfterMs: ms('wake-lock-after-ms'),
+        wakeTimeoutMs: ms('wake-timeout-ms'),
+        json: Boolean(values.json),
+      };
+      if (values.cgroup === undefined) throw usage(command, 'missing --cgroup DIR');
+      if (flags.wakeTimeoutMs !== undefined && flags.svcDir !== undefined) {
+        throw usage(command, "--wake-timeout-ms sets the embedded server's wait; a running server (--svc-dir) has its own");
+      }
+      return cmdSuspend(flags, process.stdout, process.stderr);
+    }
+    case 'thaw': {
+      const { values, positionals: pos } = parse(command, rest, { ...LOG_OPTIONS, 'svc-dir': { type: 'string' }, 'state-file': { type: 'string' } });
+      applyLogLevel(command, values);
+      positionals(command, pos, []);
+      const svcDir = values['svc-dir'] as string | undefined;
+      const file = (values['state-file'] as string | undefined) ?? (svcDir !== undefined ? path.join(svcDir, '.frozen-cgroups.json') : undefined);
+      if (file === undefined) throw usage(command, 'needs --state-file FILE or --svc-dir DIR');
+      return cmdThaw(file, process.stdout);
     }
     case 'fidl': {
       const stdin = rest[0] === 'encode' || rest[0] === 'decode' ? readStdin() : Buffer.alloc(0);

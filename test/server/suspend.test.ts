@@ -46,10 +46,10 @@ function history(pair: EventPair): number[] {
   return seen;
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+async function until(what: string | (() => string), cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(5);
   }
 }
@@ -362,6 +362,7 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
   beforeEach(() => {
     containers = [];
     servers = [];
+    serverStderr = '';
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'suspend-svc-'));
   });
   afterEach(async () => {
@@ -370,16 +371,22 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function serve(): ChildProcess {
+  let serverStderr = '';
+  function serve(as?: { uid: number; gid: number }): ChildProcess {
     const cli = path.join(__dirname, '..', '..', 'bin', 'starnix-pager');
-    const p = spawn(process.execPath, [cli, 'serve', '--svc-dir', dir, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    p.stderr!.resume();
+    const p = spawn(process.execPath, [cli, 'serve', '--svc-dir', dir, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'], ...as });
+    p.stderr!.on('data', (b: Buffer) => (serverStderr += b.toString()));
     servers.push(p);
     return p;
   }
 
+  /** The exit code, with the server's stderr when it is not 0 (so a failure says why). */
+  function exitOf(p: ChildProcess): Promise<string> {
+    return new Promise((r) => p.once('exit', (code, signal) => r(code === 0 ? '0' : `exit ${code ?? signal}: ${serverStderr}`)));
+  }
+
   async function suspendThrough(c: TestContainer): Promise<{ ev: Handle; conn: PagerClientConnection }> {
-    await until('the server listens', () => fs.existsSync(path.join(dir, runner.ManagerDiscoverableName)), 10_000);
+    await until(() => `the server listens (stderr: ${serverStderr})`, () => fs.existsSync(path.join(dir, runner.ManagerDiscoverableName)), 30_000);
     const conn = PagerClientConnection.connect(dir);
     const ev = eventfd();
     conn.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
@@ -392,13 +399,28 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
     const c = await container('sigterm');
     const server = serve();
     const { ev, conn } = await suspendThrough(c);
-    const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+    const exited = exitOf(server);
     server.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await exited).toBe('0');
     expect(c.events().frozen).toBe(false);
     await c.waitCounting();
     conn.close();
     ev.close();
+  });
+
+  test('a server that may not write the cgroup (it runs as nobody): SUSPEND_FAILURE, the container untouched', async () => {
+    const c = await container('not-writable');
+    fs.chownSync(dir, 65534, 65534);
+    serve({ uid: 65534, gid: 65534 });
+    await until(() => `the server listens (stderr: ${serverStderr})`, () => fs.existsSync(path.join(dir, runner.ManagerDiscoverableName)), 30_000);
+    const conn = PagerClientConnection.connect(dir);
+    try {
+      expect(await conn.managerClient.suspendContainer({ containerJob: c.openHandle() })).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
+      expect(c.events().frozen).toBe(false);
+      await c.waitCounting();
+    } finally {
+      conn.close();
+    }
   });
 
   test('SIGKILL leaves it frozen, listed in the ledger; the next server on the same directory thaws it at start', async () => {
@@ -414,7 +436,7 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
     expect(await c.staysStill(200)).toBe(true); // nobody thawed it
     expect(c.events().frozen).toBe(true);
     serve();
-    await until('thawed by the next server', () => !c.events().frozen, 10_000);
+    await until('thawed by the next server', () => !c.events().frozen, 30_000);
     await c.waitCounting();
     expect(fs.existsSync(ledger)).toBe(false);
     ev.close();

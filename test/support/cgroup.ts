@@ -54,7 +54,30 @@ function probe(): { place: Cgroup2Place | null; reason: string | null } {
   }
 }
 
+/** Removes cgroups that a test process which has since died left behind (best effort). */
+function removeStale(parent: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^starnix-test-(\d+)-/.exec(name);
+    if (m === null || fs.existsSync(`/proc/${m[1]}`)) continue;
+    const dir = path.join(parent, name);
+    try {
+      fs.writeFileSync(path.join(dir, 'cgroup.freeze'), '0');
+      fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+      fs.rmdirSync(dir);
+    } catch {
+      // Still emptying, or not ours to remove: the next run tries again.
+    }
+  }
+}
+
 const probed = probe();
+if (probed.place !== null) removeStale(probed.place.dir);
 
 /** Why cgroup tests cannot run here, or null when they can (needs cgroup v2 write access, e.g. root). */
 export function cgroupSkipReason(): string | null {
@@ -83,7 +106,8 @@ export class TestContainer {
     const c = new TestContainer(dir);
     if (opts.counting !== false) {
       // The shell moves itself into the cgroup before it counts, so every process it forks is in it.
-      const child = spawn('sh', ['-c', `echo $$ > '${dir}/cgroup.procs' && i=0; while :; do i=$((i+1)); echo $i; sleep 0.01; done`], {
+      // It stops by itself once the test process is gone (a killed jest worker runs no afterEach).
+      const child = spawn('sh', ['-c', `echo $$ > '${dir}/cgroup.procs' && i=0; while kill -0 $PPID 2>/dev/null; do i=$((i+1)); echo $i; sleep 0.01; done`], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       child.stdout!.on('data', (b: Buffer) => {
@@ -106,7 +130,7 @@ export class TestContainer {
   }
 
   /** Resolves once the child has printed at least `more` more lines (within timeoutMs). */
-  async waitCounting(more = 3, timeoutMs = 5000): Promise<void> {
+  async waitCounting(more = 3, timeoutMs = 15_000): Promise<void> {
     const want = this.lines + more;
     const deadline = Date.now() + timeoutMs;
     while (this.lines < want) {

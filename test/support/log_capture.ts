@@ -1,6 +1,6 @@
 // Captures the project logger's lines for a test that provokes logged errors on purpose: they are
-// asserted, not printed. capture.lines fills as lines are logged; restore() puts the usual
-// transports back.
+// asserted, not printed. Every level down to `level` (default debug) is captured, whatever the
+// test run's level; capture.lines fills as lines are logged; restore() puts level and transports back.
 import { Writable } from 'stream';
 import * as winston from 'winston';
 import { logger } from '../../src/log';
@@ -10,7 +10,7 @@ export interface LogCapture {
   restore(): void;
 }
 
-export function captureLogs(): LogCapture {
+export function captureLogs(level = 'debug'): LogCapture {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -22,9 +22,12 @@ export function captureLogs(): LogCapture {
   const silenced = logger.transports.filter((t) => !t.silent);
   for (const t of silenced) t.silent = true;
   logger.add(transport);
+  const previousLevel = logger.level;
+  logger.level = level;
   return {
     lines,
     restore() {
+      logger.level = previousLevel;
       logger.remove(transport);
       for (const t of silenced) t.silent = false;
     },
