@@ -612,6 +612,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
 // No thread uses the pager's own fds any more.
 Pager::~Pager() {
   Stop();
+  FailQueuedJobs();  // none should be left; a claim left with waiters would keep its file alive
   for (int* fd : {&epoll_fd_, &stop_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
@@ -1139,6 +1140,13 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping", page);
     return;
   }
+  if (stopping_) {
+    // Stop does not wait for the threads: one still serving must not start new claims or jobs
+    // that no thread will ever fill. The pager is gone for this reader.
+    failures_++;
+    FailPages(att->uffd, fault_page, page, "a fault after stop", page);
+    return;
+  }
   const uint64_t fo = fault_page - att->address + att->offset;
   std::shared_ptr<Claim> mine;
   std::vector<FillJob> queued;
@@ -1364,7 +1372,12 @@ void Pager::ThreadMain(int index) {
     }
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
-      if (tag == kStopTag) return;
+      if (tag == kStopTag) {
+        // A fault this thread served while Stop ran may have queued read-ahead after Stop took
+        // the queue: fail those too, before the last reference to the pager can go.
+        FailQueuedJobs();
+        return;
+      }
       if (tag == kInotifyTag) {
         HandleInotify();
         continue;
@@ -1393,6 +1406,7 @@ void Pager::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
     stopped_ = true;
+    stopping_ = true;
   }
   // Tell the threads, and do not wait for them: a thread may be in a read of a backing that never
   // answers. Each holds the pager, which lives until the last one leaves.
@@ -1400,23 +1414,7 @@ void Pager::Stop() {
     uint64_t one = 1;
     if (write(stop_fd_, &one, sizeof one) != sizeof one) Log(LogLevel::kError, Errno("write(stop eventfd)", errno));
   }
-  // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
-  std::deque<FillJob> jobs;
-  {
-    std::lock_guard<std::mutex> lock(jobs_mu_);
-    jobs.swap(jobs_);
-  }
-  for (auto& job : jobs) {
-    for (auto& w : job.claim->waiters) {
-      failures_++;
-      const uint64_t wpage = w.first->file->page;
-      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
-    }
-    // The claim stays in its file's list and each waiter holds its attachment, which holds the
-    // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
-    job.claim->waiters.clear();
-  }
-  jobs.clear();
+  FailQueuedJobs();
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments;
   std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files;
   {
@@ -1441,6 +1439,32 @@ void Pager::Stop() {
   // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.
   attachments.clear();
   files.clear();
+}
+
+void Pager::FailQueuedJobs() {
+  // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
+  std::deque<FillJob> jobs;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs.swap(jobs_);
+  }
+  for (auto& job : jobs) {
+    // Out of its file's list first, under fill_mu, so that no thread still serving a fault can
+    // join it as a waiter afterwards: a waiter holds its attachment, which holds the file, which
+    // holds the claim, and the memfd, pager mapping and uffds would never be freed.
+    std::vector<std::pair<std::shared_ptr<Attachment>, uint64_t>> waiters;
+    {
+      PagedFile& f = *job.att->file;
+      std::lock_guard<std::mutex> lock(f.fill_mu);
+      f.claims.erase(std::remove(f.claims.begin(), f.claims.end(), job.claim), f.claims.end());
+      waiters.swap(job.claim->waiters);
+    }
+    for (auto& w : waiters) {
+      failures_++;
+      const uint64_t wpage = w.first->file->page;
+      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
+    }
+  }
 }
 
 void Pager::FailQueued(Attachment& att) {

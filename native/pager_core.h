@@ -177,6 +177,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Reads what is queued on a uffd that will not be served any more (bounded), poisons its faults
   // (the readers get SIGBUS, not a wait for ever) and closes the fds its events delivered.
   void FailQueued(Attachment& att);
+  // Fails the faults waiting on queued read-ahead jobs and drops the jobs (at Stop, and by each
+  // thread as it leaves: Stop does not wait for a thread that may still queue one).
+  void FailQueuedJobs();
   // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
   // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
@@ -245,6 +248,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
 
   std::mutex mu_;  // guards everything below
   bool stopped_ = false;
+  std::atomic<bool> stopping_{false};  // stopped_, readable without mu_ by the fault path
   std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files_;   // by inode
   std::unordered_map<int, uint32_t> inode_by_wd_;
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments_;
