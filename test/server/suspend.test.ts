@@ -20,6 +20,7 @@ import { EventPair, ZX_EVENTPAIR_SIGNALED } from '../../src/transport/eventpair'
 import { Handle } from '../../src/transport/handle';
 import { createEventFd } from '../../src/transport/stand_ins';
 import { TestContainer, cgroupParent, cgroupSkipReason, sleep } from '../support/cgroup';
+import { mountStallfs, stallfsUnavailable } from '../support/fuse';
 import { captureLogs } from '../support/log_capture';
 
 const skipReason = cgroupSkipReason();
@@ -435,5 +436,37 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
     await c.waitCounting();
     expect(fs.existsSync(ledger)).toBe(false);
     ev.close();
+  });
+});
+
+// ---------------------------------------------------------------- a task that cannot freeze
+// A process blocked in a read that its FUSE daemon never answers sleeps in the kernel, where the
+// freezer cannot stop it: the cgroup never reports frozen.
+const fuseSkip = skipReason ?? stallfsUnavailable();
+(fuseSkip === null ? describe : describe.skip)(title(`a container that cannot freeze${fuseSkip !== null && skipReason === null ? ` [skipped: ${fuseSkip}]` : ''}`), () => {
+  test('not frozen within freezeTimeoutMs: SUSPEND_FAILURE, and the cgroup is thawed', async () => {
+    containers = [];
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freeze-stuck-'));
+    const backing = path.join(tmp, 'backing');
+    fs.writeFileSync(backing, Buffer.alloc(65536, 7));
+    const fsys = await mountStallfs(backing, { stallRead: true, directIo: true });
+    const local = EmbeddedService.start({ suspend: { freezeTimeoutMs: 1500 } });
+    const conn = PagerClientConnection.connect(local.svcDir);
+    const c = await container('stuck', { counting: false });
+    const reader = spawn('sh', ['-c', `echo $$ > '${c.path}/cgroup.procs' && exec cat '${fsys.filePath}' > /dev/null`], { stdio: 'ignore' });
+    try {
+      await fsys.waitStalling(1, 10_000);
+      const r = await conn.managerClient.suspendContainer({ containerJob: c.openHandle() });
+      expect(r).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
+      expect(fs.readFileSync(path.join(c.path, 'cgroup.freeze'), 'latin1').trim()).toBe('0');
+      expect(c.events().frozen).toBe(false);
+    } finally {
+      conn.close();
+      local.close();
+      reader.kill('SIGKILL');
+      await fsys.unmount();
+      for (const x of containers) await x.remove();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
