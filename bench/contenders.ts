@@ -188,6 +188,16 @@ export class MmapReader {
     return this.run(['fill', file, String(offset), String(len), String(chunk)]);
   }
 
+  /** memcpy into a hugetlb memfd: fresh huge pages, or pages allocated before the timing. */
+  fillHuge(file: string, offset: number, len: number, prefault: boolean, chunk = SEQ_CHUNK): SeqResult {
+    return this.run(['fill-huge', file, String(offset), String(len), String(chunk), ...(prefault ? ['prefault'] : [])]);
+  }
+
+  /** A bare SEQPACKET round trip between two C processes whose reply carries a new memfd. */
+  rttMemfd(calls: number): { calls: number; p50Us: number; p99Us: number } {
+    return this.run(['rtt-memfd', String(calls)]);
+  }
+
   /** seq, on a file of this project's pager: the reader maps it with its own uffd (see mmap_read.c). */
   seqPager(session: PagerClientSession, file: PagedFile, chunk = SEQ_CHUNK): Promise<SeqResult> {
     return this.runOnPager(session, file, ['seq-pager', String(file.size), String(chunk)]);
@@ -385,12 +395,19 @@ export class ServerProcess {
     child.once('exit', () => this.stopCleanup()); // gone: nothing left to kill
   }
 
-  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it); traceFile: serve with --trace. */
-  static async start(svcDir: string, readahead: 'fixed' | 'adaptive', nodeArgs: string[] = [], traceFile?: string): Promise<ServerProcess> {
+  /** nodeArgs: options for the server's node (e.g. --cpu-prof, to profile it); traceFile: serve with --trace;
+   *  hugePages: the server's --huge-pages (default never: the 4 KiB rows stay what they were). */
+  static async start(
+    svcDir: string,
+    readahead: 'fixed' | 'adaptive',
+    nodeArgs: string[] = [],
+    traceFile?: string,
+    hugePages: 'never' | 'auto' | 'always' = 'never',
+  ): Promise<ServerProcess> {
     fs.mkdirSync(svcDir, { recursive: true });
     const script = path.join(__dirname, 'server.js');
     const traceArgs = traceFile !== undefined ? [`--trace=${traceFile}`] : [];
-    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead, ...traceArgs], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgs, script, svcDir, readahead, ...traceArgs, `--huge-pages=${hugePages}`], { stdio: ['pipe', 'pipe', 'inherit'] });
     const server = new ServerProcess(child, svcDir);
     const first = await server.lines.next();
     if (first.done || first.value !== 'ready') {

@@ -12,6 +12,16 @@
 //   mmap_read fill FILE OFFSET LEN CHUNK  pwrite LEN bytes of FILE (from OFFSET, mapped with
 //                                       MAP_POPULATE so the source is in memory) into a fresh
 //                                       memfd, CHUNK bytes per call: the kernel's fill rate
+//   mmap_read fill-huge FILE OFFSET LEN CHUNK [prefault]  the same into a hugetlb memfd
+//                                       (MFD_HUGETLB, 2 MiB pages; no write(2) on hugetlbfs, so
+//                                       memcpy CHUNK at a time into a shared mapping): fresh pages
+//                                       (each faulted in and zeroed by the kernel on first write),
+//                                       or with prefault pages allocated before the timing (the copy
+//                                       alone): the huge-page ceilings
+//   mmap_read rtt-memfd N               a bare round trip between two processes over a
+//                                       SOCK_SEQPACKET socketpair: a 64-byte request, a reply that
+//                                       carries a new memfd (SCM_RIGHTS), N times; the floor under
+//                                       RegisterFile's latency (prints p50 and p99 in us)
 //   mmap_read touch MIB                 touches MIB MiB of fresh anonymous memory, page by page, and
 //                                       frees it: run just before a timed first read, so that the
 //                                       guest pages the contender is about to allocate are backed by
@@ -44,6 +54,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -182,8 +194,18 @@ static int rnd(const char* path, size_t n, size_t spacing, uint64_t seed) {
 // cannot supply kills this reader, and the benchmark reports that.)
 static const unsigned char* map_pager_file(size_t size) {
   const int file_fd = 3, sock_fd = 4;
-  size_t len = (size + PAGE - 1) / PAGE * PAGE;
-  void* p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, file_fd, 0);
+  // A file on huge pages (a hugetlb memfd) is mapped in whole 2 MiB pages, reserving nothing, as
+  // the client library does.
+  size_t page = PAGE;
+  int extra = 0;
+  struct statfs sf;
+  struct stat st;
+  if (fstatfs(file_fd, &sf) == 0 && (unsigned long)sf.f_type == 0x958458f6UL && fstat(file_fd, &st) == 0) {
+    page = (size_t)st.st_blksize;
+    extra = MAP_NORESERVE;
+  }
+  size_t len = (size + page - 1) / page * page;
+  void* p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | extra, file_fd, 0);
   if (p == MAP_FAILED) die("mmap(pager file)");
   close(file_fd);
   int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -265,6 +287,112 @@ static int fill(const char* path, size_t offset, size_t len, size_t chunk) {
   return 0;
 }
 
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 4U
+#endif
+static int fill_huge(const char* path, size_t offset, size_t len, size_t chunk, int prefault) {
+  const size_t huge = 2 << 20;
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) die(path);
+  size_t map_off = offset & ~(size_t)(PAGE - 1);
+  size_t delta = offset - map_off;
+  const unsigned char* src = mmap(NULL, len + delta, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)map_off);
+  if (src == MAP_FAILED) die("mmap(source)");
+  src += delta;
+  close(fd);
+  int mfd = memfd_create("bench-huge-ceiling", MFD_CLOEXEC | MFD_HUGETLB | (21U << 26));
+  if (mfd < 0) die("memfd_create(MFD_HUGETLB)");
+  size_t mapped = (len + huge - 1) / huge * huge;
+  if (ftruncate(mfd, (off_t)mapped) < 0) die("ftruncate(hugetlb memfd)");
+  unsigned char* dst = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  if (dst == MAP_FAILED) die("mmap(hugetlb memfd): is the pool (vm.nr_hugepages) large enough?");
+  // prefault: the huge pages are allocated (and zeroed by the kernel) before the timing, so only
+  // the copy is timed; otherwise each first write faults in (and zeroes) a fresh huge page.
+  if (prefault)
+    for (size_t off = 0; off < mapped; off += huge) dst[off] = 0;
+  double t0 = now();
+  for (size_t off = 0; off < len; off += chunk) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    memcpy(dst + off, src + off, n);
+  }
+  double secs = now() - t0;
+  uint64_t check = 0;
+  for (size_t off = 0; off + 8 <= len; off += PAGE) check ^= word(dst + off);
+  munmap(dst, mapped);
+  close(mfd);
+  printf("{\"mode\":\"fill-huge\",\"bytes\":%zu,\"seconds\":%.6f,\"check\":\"%016llx\"}\n", len, secs,
+         (unsigned long long)check);
+  return 0;
+}
+
+static int cmp_double(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static int rtt_memfd(size_t n) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) die("socketpair");
+  pid_t child = fork();
+  if (child < 0) die("fork");
+  if (child == 0) {
+    close(sv[0]);
+    char req[64];
+    for (;;) {
+      ssize_t r = recv(sv[1], req, sizeof req, 0);
+      if (r <= 0) _exit(0);
+      int mfd = memfd_create("rtt", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (mfd < 0) _exit(1);
+      char reply[32] = {0};
+      struct iovec iov = {.iov_base = reply, .iov_len = sizeof reply};
+      union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+      } control;
+      memset(&control, 0, sizeof control);
+      struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+      struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &mfd, sizeof mfd);
+      if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) < 0) _exit(1);
+      close(mfd);
+    }
+  }
+  close(sv[1]);
+  double* us = malloc(n * sizeof(double));
+  if (us == NULL) die("malloc");
+  char req[64] = {1};
+  for (size_t i = 0; i < n; i++) {
+    double t0 = now();
+    if (send(sv[0], req, sizeof req, MSG_NOSIGNAL) != (ssize_t)sizeof req) die("send");
+    char reply[32];
+    struct iovec iov = {.iov_base = reply, .iov_len = sizeof reply};
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    if (recvmsg(sv[0], &msg, MSG_CMSG_CLOEXEC) <= 0) die("recvmsg");
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == NULL || c->cmsg_type != SCM_RIGHTS) {
+      errno = EPROTO;
+      die("reply without an fd");
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    us[i] = (now() - t0) * 1e6;
+    close(fd);
+  }
+  close(sv[0]);
+  waitpid(child, NULL, 0);
+  qsort(us, n, sizeof(double), cmp_double);
+  printf("{\"mode\":\"rtt-memfd\",\"calls\":%zu,\"p50Us\":%.2f,\"p99Us\":%.2f}\n", n, us[n / 2], us[(n * 99) / 100]);
+  free(us);
+  return 0;
+}
+
 static int touch(size_t mib) {
   size_t len = mib << 20;
   unsigned char* p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -284,6 +412,10 @@ int main(int argc, char** argv) {
     return rnd(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
   if (argc >= 6 && strcmp(argv[1], "fill") == 0)
     return fill(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0));
+  if (argc >= 6 && strcmp(argv[1], "fill-huge") == 0)
+    return fill_huge(argv[2], strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0), strtoull(argv[5], NULL, 0),
+                     argc >= 7 && strcmp(argv[6], "prefault") == 0);
+  if (argc >= 3 && strcmp(argv[1], "rtt-memfd") == 0) return rtt_memfd(strtoull(argv[2], NULL, 0));
   if (argc >= 4 && strcmp(argv[1], "seq-pager") == 0) {
     size_t size = strtoull(argv[2], NULL, 0);
     return seq_mapped(map_pager_file(size), size, strtoull(argv[3], NULL, 0));

@@ -1,6 +1,6 @@
 // The benchmark's server process: a PagerService in its own process, so that its RSS and open
 // fds are its own and the client talks to it over the real sockets.
-//   node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS] [--trace=FILE]
+//   node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS] [--trace=FILE] [--huge-pages=never|auto|always]   (default never)
 // Prints "ready" once both sockets listen. Each line "stats" on stdin is answered with one line
 // of JSON (the service's counters); stdin closing or SIGTERM stops it.
 // dropCache is off: the benchmark's image is on tmpfs, where the page cache is the storage
@@ -12,13 +12,15 @@ import { PagerService } from '../src/server/service';
 function main(): void {
   const args = process.argv.slice(2);
   const traceFile = args.find((a) => a.startsWith('--trace='))?.slice('--trace='.length);
-  const [svcDir, readahead, threads] = args.filter((a) => !a.startsWith('--trace='));
+  const hugePages = args.find((a) => a.startsWith('--huge-pages='))?.slice('--huge-pages='.length);
+  const [svcDir, readahead, threads] = args.filter((a) => !a.startsWith('--'));
   if (svcDir === undefined || (readahead !== 'fixed' && readahead !== 'adaptive')) {
     process.stderr.write('usage: node dist/bench/server.js SVC_DIR fixed|adaptive [THREADS]\n');
     process.exit(2);
   }
   setLogLevel('error');
-  const service = PagerService.start({ svcDir, readahead, threads: threads ? Number(threads) : undefined, dropCache: false, traceFile });
+  const huge = hugePages === 'auto' || hugePages === 'always' ? hugePages : 'never';
+  const service = PagerService.start({ svcDir, readahead, threads: threads ? Number(threads) : undefined, dropCache: false, traceFile, hugePages: huge });
   const stop = () => {
     service.close();
     process.exit(0);

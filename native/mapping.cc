@@ -15,6 +15,11 @@
 // under a per-thread sigsetjmp guard limited to the copied range and report an error instead;
 // a SIGBUS at any other address goes to the handler that was there before.
 //
+// A file on huge pages (its handle is a hugetlb memfd: fstatfs says HUGETLBFS_MAGIC) is mapped
+// MAP_PRIVATE | MAP_NORESERVE in whole huge pages: read faults map the pager's shared huge pages,
+// and the mapping reserves nothing from the pool (the pager's own mapping holds the reservation).
+// A page failed there is failed 2 MiB at a time (UFFDIO_POISON poisons whole huge pages).
+//
 // Order matters when tearing down: the range is unmapped before the uffd is closed. A missing
 // page touched after the last uffd reference is gone would be filled with zeros by the kernel,
 // in the page cache every process shares.
@@ -28,7 +33,9 @@
 #include <linux/kcmp.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -162,15 +169,17 @@ struct MappingState {
   uint64_t length = 0;
   int uffd = -1;
   int file_fd = -1;  // a dup of the caller's fd: to find the pages still missing (SEEK_HOLE)
+  uint64_t page = 0;  // the file's page size: 4 KiB, or 2 MiB on hugetlbfs
+  bool huge = false;
   std::atomic<bool> pager_gone{false};
   std::unique_ptr<Watcher> watcher;  // set once, on the JS thread, by watchPager
 
   ~MappingState();
 
   // Poisons every page of the mapping that is not in the file's page cache and wakes its
-  // waiters: with the pager gone, nobody else would ever answer those faults.
+  // waiters: with the pager gone, nobody else would ever answer those faults. (A 4 KiB file: a
+  // huge one has no SEEK_HOLE, see Watcher::FailFaultsFromNowOn.)
   void PoisonMissing() {
-    const uint64_t page = uffd::PageSize();
     uint64_t pos = 0;
     while (pos < length) {
       off_t hole = lseek(file_fd, static_cast<off_t>(pos), SEEK_HOLE);
@@ -223,11 +232,45 @@ struct Watcher {
       if (fds[1].revents) return nullptr;
       if (fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
         w->state->pager_gone = true;
-        w->state->PoisonMissing();
+        if (w->state->huge) {
+          w->FailFaultsFromNowOn();
+        } else {
+          w->state->PoisonMissing();
+        }
         return nullptr;
       }
     }
     return nullptr;
+  }
+
+  // The pager is gone and the file is on huge pages, where nothing tells a missing page from a
+  // present one but a fault (hugetlbfs reports every offset as data; mincore sees only this
+  // mapping's own page table). So this thread answers the faults itself from now on: a fault is
+  // only raised for a page the file lacks, and each is poisoned (the reader gets EPIPE). Faults the
+  // pager had read but not answered are woken first, so that they fault again and come here.
+  void FailFaultsFromNowOn() {
+    MappingState* s = state;
+    uffd::Wake(s->uffd, reinterpret_cast<uint64_t>(s->addr), s->length);
+    struct pollfd fds[2] = {{s->uffd, POLLIN, 0}, {wake, POLLIN, 0}};
+    for (;;) {
+      int n = poll(fds, 2, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents) return;
+      struct uffd_msg msgs[16];
+      ssize_t got = read(s->uffd, msgs, sizeof msgs);
+      if (got < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return;
+      }
+      for (size_t i = 0; i < static_cast<size_t>(got) / sizeof(struct uffd_msg); i++) {
+        if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
+        uint64_t at = msgs[i].arg.pagefault.address / s->page * s->page;
+        uffd::Poison(s->uffd, at, s->page, s->page);
+      }
+    }
   }
 };
 
@@ -459,7 +502,16 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       return;
     }
     auto state = std::make_shared<MappingState>();
-    state->length = (size + page - 1) / page * page;
+    struct statfs fs_info;
+    struct stat st;
+    if (fstatfs(file_fd, &fs_info) == 0 && static_cast<uint64_t>(fs_info.f_type) == 0x958458f6 /* HUGETLBFS_MAGIC */ &&
+        fstat(file_fd, &st) == 0 && st.st_blksize > 0) {
+      state->huge = true;
+      state->page = static_cast<uint64_t>(st.st_blksize);  // hugetlbfs reports its page size here
+    } else {
+      state->page = page;
+    }
+    state->length = (size + state->page - 1) / state->page * state->page;
     state->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 3);
     if (state->file_fd < 0) {
       ThrowCode(env, "EBADF", ErrnoText("dup(fileFd)", errno));
@@ -481,7 +533,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       ThrowCode(env, "ENOTSUP", ErrnoText("UFFDIO_API with UFFD_FEATURE_POISON (Linux 6.6+)", err));
       return;
     }
-    void* addr = mmap(nullptr, state->length, PROT_READ, MAP_PRIVATE, file_fd, 0);
+    void* addr = mmap(nullptr, state->length, PROT_READ, MAP_PRIVATE | (state->huge ? MAP_NORESERVE : 0), file_fd, 0);
     if (addr == MAP_FAILED) {
       ThrowCode(env, "ENOMEM", ErrnoText("mmap(file)", errno));
       return;
@@ -504,6 +556,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     self.Set("length", Napi::BigInt::New(env, state->length));
     self.Set("userModeOnly", Napi::Boolean::New(env, created.user_mode_only));
     self.Set("how", Napi::String::New(env, created.how));
+    self.Set("pageSize", Napi::Number::New(env, static_cast<double>(state->page)));
   }
 
   ~MappingObject() override { Release(); }

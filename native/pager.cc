@@ -1,6 +1,7 @@
 // N-API binding of the pager core (pager_core.h): class `Pager` on the addon's exports.
 //
-//   new Pager(backingFd, blockSize, { threads, readahead: 'fixed'|'adaptive', dropCache }, onEvent)
+//   new Pager(backingFd, blockSize, { threads, readahead: 'fixed'|'adaptive', dropCache,
+//             hugePages: 'never'|'auto'|'always', hugeThreshold }, onEvent)
 //   onEvent('log', level, message) | onEvent('forgotten', inode, name)   (unref'd; never keeps the loop alive)
 //   registerFile(name, inode, size, extents) -> { fd, created }
 //   attachMapping(fileFd, uffdFd, address, length, offset) -> id
@@ -137,6 +138,25 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
         ThrowStatus(env, ZX_ERR_INVALID_ARGS, "readahead must be 'fixed' or 'adaptive'");
         return;
       }
+    }
+    Napi::Value huge = o.Get("hugePages");
+    if (!huge.IsUndefined()) {
+      std::string mode = huge.IsString() ? huge.As<Napi::String>().Utf8Value() : "";
+      if (mode == "never") {
+        options.huge_pages = pager::HugePages::kNever;
+      } else if (mode == "auto") {
+        options.huge_pages = pager::HugePages::kAuto;
+      } else if (mode == "always") {
+        options.huge_pages = pager::HugePages::kAlways;
+      } else {
+        ThrowStatus(env, ZX_ERR_INVALID_ARGS, "hugePages must be 'auto', 'always' or 'never'");
+        return;
+      }
+    }
+    Napi::Value threshold = o.Get("hugeThreshold");
+    if (!threshold.IsUndefined() && !U64Arg(threshold, &options.huge_threshold)) {
+      ThrowStatus(env, ZX_ERR_INVALID_ARGS, "hugeThreshold must be a byte count");
+      return;
     }
     Napi::Value drop = o.Get("dropCache");
     if (!drop.IsUndefined()) options.drop_cache = drop.ToBoolean().Value();
@@ -283,6 +303,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     o.Set("bytesZeroed", Napi::BigInt::New(env, s.bytes_zeroed));
     o.Set("failures", Napi::Number::New(env, static_cast<double>(s.failures)));
     o.Set("attachments", Napi::Number::New(env, static_cast<double>(s.attachments)));
+    o.Set("hugeFiles", Napi::Number::New(env, static_cast<double>(s.huge_files)));
+    o.Set("hugeFallbacks", Napi::Number::New(env, static_cast<double>(s.huge_fallbacks)));
     return o;
   }
 

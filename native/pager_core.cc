@@ -29,7 +29,12 @@ namespace pager {
 
 namespace {
 
-constexpr uint64_t kTransferBytes = 1 << 20;     // the seed's TRANSFER_VMO_SIZE
+// The seed's TRANSFER_VMO_SIZE was 1 MiB; a huge file's page is assembled whole, so 2 MiB.
+constexpr uint64_t kTransferBytes = 2 << 20;
+constexpr uint64_t kHugePage = 2 << 20;           // MFD_HUGE_2MB
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#endif
 constexpr uint64_t kFixedWindow = 128 * 1024;     // the seed's read-ahead alignment
 constexpr uint64_t kRandomWindow = 4 * 1024;      // adaptive: a fault that is not part of a stream
 constexpr uint64_t kMaxWindow = 8 << 20;          // adaptive: the most a streaming reader gets
@@ -112,7 +117,9 @@ struct PagedFile {
   uint32_t inode = 0;
   std::string name;
   uint64_t size = 0;
-  uint64_t mapped_size = 0;  // size rounded up to pages
+  uint64_t mapped_size = 0;  // size rounded up to pages (huge pages for a huge file)
+  uint64_t page = 0;         // 4 KiB, or 2 MiB for a hugetlb memfd
+  bool huge = false;
   std::vector<Extent> extents;
   int memfd = -1;            // the pager's own read-write description
   dev_t dev = 0;
@@ -177,11 +184,16 @@ class Filler {
       : pager_(pager), page_(uffd::PageSize()), trace_ring_(trace_ring) {
     void* buf = mmap(nullptr, kTransferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     buf_ = buf == MAP_FAILED ? nullptr : static_cast<uint8_t*>(buf);
+    // Never written: every page of it reads as the kernel's zero page. The source of a huge
+    // file's holes (hugetlb has no UFFDIO_ZEROPAGE).
+    void* zeros = mmap(nullptr, kHugePage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    zeros_ = zeros == MAP_FAILED ? nullptr : static_cast<const uint8_t*>(zeros);
   }
   ~Filler() {
     if (buf_ != nullptr) munmap(buf_, kTransferBytes);
+    if (zeros_ != nullptr) munmap(const_cast<uint8_t*>(zeros_), kHugePage);
   }
-  bool ok() const { return buf_ != nullptr; }
+  bool ok() const { return buf_ != nullptr && zeros_ != nullptr; }
 
   // Supplies the missing pages [fault_fo, end) of the file (page-aligned; the fault's own page
   // first) and wakes att's waiters as the pages arrive. If the fault's own page cannot be
@@ -213,9 +225,10 @@ class Filler {
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
 
   Pager* pager_;
-  uint64_t page_;
+  uint64_t page_;  // the page size of the file being filled (set by Fill)
   trace::Ring* trace_ring_;  // this thread's vmo_read records, when tracing
   uint8_t* buf_ = nullptr;
+  const uint8_t* zeros_ = nullptr;
 };
 
 Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t limit,
@@ -240,7 +253,8 @@ Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t lim
   if (data_start <= cursor && data_end >= cursor + page_ && cursor >= no_direct_until &&
       pager_->backing_map_ != nullptr) {
     uint64_t phys = it->physical_block * bs + (cursor - data_start);
-    if (phys % page_ == 0 && phys + page_ <= pager_->backing_map_len_) {
+    // The source of UFFDIO_COPY may be anywhere; a base page boundary keeps DropCache's madvise exact.
+    if (phys % uffd::PageSize() == 0 && phys + page_ <= pager_->backing_map_len_) {
       uint64_t run_end = std::min(limit, RoundDown(data_end, page_));
       uint64_t len = std::min(run_end - cursor, RoundDown(pager_->backing_map_len_ - phys, page_));
       return Piece{Kind::kDirect, len, phys};
@@ -288,6 +302,20 @@ int Filler::Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, ui
 int Filler::Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done) {
   uint64_t pos = 0;
   int again = 0;
+  if (f.huge) {
+    // No UFFDIO_ZEROPAGE on hugetlb: copy zeros, a huge page at a time.
+    while (pos < len) {
+      uint64_t d = 0, copied = 0;
+      int err = Copy(f, fo + pos, zeros_, std::min(kHugePage, len - pos), &d, &copied);
+      pos += d;
+      if (err != 0) {
+        *done = pos;
+        return err;
+      }
+    }
+    *done = pos;
+    return 0;
+  }
   while (pos < len) {
     struct uffdio_zeropage z = {};
     z.range.start = reinterpret_cast<uint64_t>(f.fill) + fo + pos;
@@ -366,6 +394,9 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
 
 void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end, uint64_t first_chunk,
                   uint64_t chunk, bool poison_first) {
+  page_ = f.page;
+  first_chunk = std::max(first_chunk, page_);  // a huge file moves a whole huge page at a time
+  chunk = std::max(chunk, page_);
   trace::VmoReadScope traced(trace_ring_, att.id, f.inode, fault_fo, end - fault_fo, poison_first);
   uint64_t cursor = fault_fo;
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
@@ -445,7 +476,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
   traced.ev.flags |= trace::kPoisoned;
   pager_->Log(LogLevel::kWarn, "failing page-in of " + f.name + " offset " + std::to_string(fault_fo) +
                                    ": " + strerror(failure));
-  int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_);
+  int err = uffd::Poison(att.uffd, att.address + (fault_fo - att.offset), page_, page_);
   if (err != 0) pager_->Log(LogLevel::kError, Errno("UFFDIO_POISON", err) + " (the reader may wait until its mapping is gone)");
 }
 
@@ -649,6 +680,7 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     file->inode = inode;
     file->name = name;
     file->size = size;
+    file->page = page;
     file->mapped_size = (size + page - 1) / page * page;
     // The pager maps the file at its first fault; one that no address space could hold is refused now.
     if (file->mapped_size > (uint64_t{1} << 47))
@@ -661,12 +693,25 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
       while (cut > 0 && (static_cast<unsigned char>(memfd_name[cut]) & 0xC0) == 0x80) cut--;  // whole UTF-8 characters
       memfd_name.resize(cut);
     }
-    file->memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (file->memfd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("memfd_create", errno));
-    if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
-      return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
-    if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
-    if (file->mapped_size > 0) {
+    const bool want_huge = size > 0 && (options_.huge_pages == HugePages::kAlways ||
+                                        (options_.huge_pages == HugePages::kAuto && size >= options_.huge_threshold));
+    if (want_huge) {
+      std::string why = MakeHugeMemfd(*file, memfd_name);
+      if (!why.empty()) {
+        if (options_.huge_pages == HugePages::kAlways)
+          return Status::Error(ZX_ERR_NO_RESOURCES, "no huge pages for " + name + " (huge pages: always): " + why);
+        huge_fallbacks_++;
+        Log(LogLevel::kInfo, "file " + name + " gets 4 KiB pages: " + why);
+      }
+    }
+    if (!file->huge) {
+      file->memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (file->memfd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("memfd_create", errno));
+      if (ftruncate(file->memfd, static_cast<off_t>(size)) != 0)
+        return Status::Error(ZX_ERR_NO_MEMORY, Errno("ftruncate(memfd)", errno));
+      if (fchmod(file->memfd, 0444) != 0) return Status::Error(ZX_ERR_INTERNAL, Errno("fchmod(memfd)", errno));
+    }
+    if (file->mapped_size > 0 && file->fill_map == nullptr) {
       void* map = mmap(nullptr, file->mapped_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, file->memfd, 0);
       if (map == MAP_FAILED) return Status::Error(ZX_ERR_NO_MEMORY, Errno("mmap(memfd)", errno));
       file->fill_map = static_cast<uint8_t*>(map);
@@ -715,6 +760,32 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
   return Status::Ok();
 }
 
+std::string Pager::MakeHugeMemfd(PagedFile& f, const std::string& memfd_name) {
+  UniqueFd fd(memfd_create(memfd_name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_HUGE_2MB));
+  if (fd.get() < 0) return Errno("memfd_create(MFD_HUGETLB)", errno);
+  // hugetlbfs sizes are whole huge pages; the tail past f.size reads as zeros (filled from zeros).
+  const uint64_t mapped = RoundUp(f.size, kHugePage);
+  if (mapped > (uint64_t{1} << 47)) return "too large";
+  if (ftruncate(fd.get(), static_cast<off_t>(mapped)) != 0) return Errno("ftruncate(hugetlb memfd)", errno);
+  if (fchmod(fd.get(), 0444) != 0) return Errno("fchmod(hugetlb memfd)", errno);
+  // No MAP_NORESERVE: this mmap reserves all the file's huge pages from the pool now, or fails
+  // (ENOMEM) when the pool has too few free; reserved pages cannot be taken by anyone else, so
+  // no fault of this file can ever find the pool empty (which would be a SIGBUS).
+  void* map = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) {
+    int err = errno;
+    if (err == ENOMEM)
+      return "the huge page pool has fewer than " + std::to_string(mapped / kHugePage) + " free huge pages (vm.nr_hugepages)";
+    return Errno("mmap(hugetlb memfd)", err);
+  }
+  f.memfd = fd.release();
+  f.fill_map = static_cast<uint8_t*>(map);
+  f.mapped_size = mapped;
+  f.page = kHugePage;
+  f.huge = true;
+  return "";
+}
+
 Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t length, uint64_t offset,
                             uint64_t* id_out) {
   UniqueFd owned(uffd_fd);
@@ -745,6 +816,8 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
     if (entry.second->dev == st_dev && entry.second->ino == st_ino) file = entry.second;
   }
   if (!file) return Status::Error(ZX_ERR_NOT_FOUND, "not a file of this pager");
+  if (address % file->page != 0 || length % file->page != 0 || offset % file->page != 0)
+    return Status::Error(ZX_ERR_INVALID_ARGS, "a mapping of a huge-page file must be aligned to its 2 MiB pages");
   if (offset + length > file->mapped_size)
     return Status::Error(ZX_ERR_INVALID_ARGS, "mapping extends beyond the file's last page");
   auto att = std::make_shared<Attachment>();
@@ -767,12 +840,13 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   return Status::Ok();
 }
 
-bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what) {
-  int err = uffd::Poison(uffd, start, len);
+bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page) {
+  if (page == 0) page = uffd::PageSize();
+  int err = uffd::Poison(uffd, start, len, page);
   // ENOMEM (page tables) may pass on a later try; EAGAIN is retried inside Poison already.
   for (int attempt = 0; err == ENOMEM && attempt < 20; attempt++) {
     usleep(1000);
-    err = uffd::Poison(uffd, start, len);
+    err = uffd::Poison(uffd, start, len, page);
   }
   if (err == 0) return true;
   if (err == ENOENT || err == ESRCH) {
@@ -786,11 +860,21 @@ bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string&
 }
 
 void Pager::FailMissingPages(const Attachment& att) {
-  const PagedFile& f = *att.file;
+  PagedFile& f = *att.file;
   if (f.memfd < 0) return;
   const uint64_t page = uffd::PageSize();
   const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
   uint64_t pos = att.offset;
+  if (f.huge) {
+    // hugetlbfs has no SEEK_HOLE: ask the pager's own mapping (mincore), a huge page at a time.
+    for (; pos < end; pos += f.page) {
+      if (PagePresent(f, pos)) continue;
+      if (!FailPages(att.uffd, att.address + (pos - att.offset), f.page, "a missing huge page of " + f.name + " at stop", f.page)) {
+        failures_++;
+      }
+    }
+    return;
+  }
   while (pos < end) {
     // Missing pages are the holes of the memfd; a hole that starts inside a present page is the
     // end of file of the last page, which stays readable.
@@ -838,11 +922,13 @@ Stats Pager::GetStats() {
     std::lock_guard<std::mutex> lock(mu_);
     s.files = files_.size();
     s.attachments = attachments_.size();
+    for (auto& entry : files_) s.huge_files += entry.second->huge ? 1 : 0;
   }
   s.faults = faults_;
   s.bytes_supplied = bytes_supplied_;
   s.bytes_zeroed = bytes_zeroed_;
   s.failures = failures_;
+  s.huge_fallbacks = huge_fallbacks_;
   return s;
 }
 
@@ -977,9 +1063,8 @@ void Pager::HandleInotify() {
   }
 }
 
-Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
-  const uint64_t page = uffd::PageSize();
-  if (options_.readahead == Readahead::kFixed) return Window{fo, fo + kFixedWindow};
+Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo, uint64_t page) {
+  if (options_.readahead == Readahead::kFixed) return Window{fo, fo + std::max(kFixedWindow, page)};
   std::lock_guard<std::mutex> lock(att.ra_mu);
   const bool seen = att.last_fault != UINT64_MAX;
   // Forward: on from the last fault, not far beyond where the last window ended.
@@ -993,6 +1078,7 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
   } else {
     att.window = kRandomWindow;
   }
+  att.window = std::max(att.window, page);  // a huge file: at least its one huge page
   att.last_fault = fo;
   Window w;
   if (backward) {
@@ -1000,9 +1086,40 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo) {
   } else {
     w = Window{fo, fo + att.window};
   }
+  w.start = RoundDown(w.start, page);
+  w.end = RoundUp(w.end, page);
   att.low = w.start;
   att.expected = w.end;
   return w;
+}
+
+bool Pager::PagePresent(PagedFile& f, uint64_t fo) {
+  if (f.huge) {
+    if (f.fill == nullptr) return false;  // nothing was ever filled
+    unsigned char in = 0;
+    if (mincore(f.fill_map + fo, uffd::PageSize(), &in) != 0) {
+      Log(LogLevel::kError, Errno("mincore(pager mapping)", errno));
+      return false;
+    }
+    return (in & 1) != 0;
+  }
+  off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
+  if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
+  return hole >= 0 && static_cast<uint64_t>(hole) > fo;
+}
+
+uint64_t Pager::FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to) {
+  if (to <= from) return to;
+  if (f.huge) {
+    if (f.fill == nullptr) return to;
+    for (uint64_t at = from; at < to; at += f.page) {
+      if (PagePresent(f, at)) return at;
+    }
+    return to;
+  }
+  off_t data = lseek(f.memfd, static_cast<off_t>(from), SEEK_DATA);
+  if (data < 0 || static_cast<uint64_t>(data) >= to) return to;
+  return RoundDown(static_cast<uint64_t>(data), f.page);
 }
 
 uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
@@ -1021,18 +1138,20 @@ uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
 
 void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count) {
   if (count) faults_++;
-  const uint64_t page = uffd::PageSize();
-  const uint64_t fault_page = RoundDown(address, page);
   PagedFile& f = *att->file;
+  const uint64_t page = f.page;
+  const uint64_t fault_page = RoundDown(address, page);
+  const uint64_t job_size = std::max(kJob, page);
+  const uint64_t behind_job = std::max(kJobChunk, page);
   if (fault_page < att->address || fault_page - att->address >= att->length) {
     failures_++;
     Log(LogLevel::kError, "fault at 0x" + std::to_string(address) + " outside the attached mapping: failing it");
-    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping");
+    FailPages(att->uffd, fault_page, page, "a fault outside the attached mapping", page);
     return;
   }
   if (att->inconsistent) {
     failures_++;
-    FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping");
+    FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping", page);
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
@@ -1061,28 +1180,23 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
     }
     // Already in the page cache (another mapping's fault, or read-ahead): just wake.
-    off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
-    if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
-    present = hole >= 0 && static_cast<uint64_t>(hole) > fo;
+    present = PagePresent(f, fo);
     std::string map_error;
     if (!present && f.fill == nullptr) map_error = MapForFillLocked(f);
     if (!map_error.empty()) {
       // Without its mapping the file cannot be filled: fail this page, never leave it waiting.
       failures_++;
       Log(LogLevel::kError, map_error + " (file " + f.name + "): failing the fault");
-      int err = uffd::Poison(att->uffd, fault_page, page);
+      int err = uffd::Poison(att->uffd, fault_page, page, page);
       if (err != 0) Log(LogLevel::kError, Errno("UFFDIO_POISON", err));
       return;
     }
     if (!present) {
-      Window w = ReadaheadWindow(*att, fo);
+      Window w = ReadaheadWindow(*att, fo, page);
       uint64_t end = std::min({w.end, att->FileEnd(), f.mapped_size});
       uint64_t start = std::max(w.start, att->offset);
       // Stop the window where pages are already present, or where another claim begins.
-      if (end > fo + page) {
-        off_t data = lseek(f.memfd, static_cast<off_t>(fo), SEEK_DATA);
-        if (data >= 0 && static_cast<uint64_t>(data) < end) end = std::max(fo + page, RoundDown(static_cast<uint64_t>(data), page));
-      }
+      if (end > fo + page) end = std::max(fo + page, FirstPresentFrom(f, fo, end));
       if (start < fo) start = LastPresentBelow(f, start, fo);
       for (auto& c : f.claims) {
         if (c->start > fo && c->start < end) end = c->start;
@@ -1090,17 +1204,17 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
       // This thread fills the fault's page and the next kJob bytes; the rest of a (sequential,
       // large) window goes to the job queue in kJob pieces, so an idle thread fills them meanwhile.
-      mine = std::make_shared<Claim>(fo, std::min(end, fo + kJob));
+      mine = std::make_shared<Claim>(fo, std::min(end, fo + job_size));
       f.claims.push_back(mine);
-      for (uint64_t s = mine->end; s < end; s += kJob) {
-        auto c = std::make_shared<Claim>(s, std::min(end, s + kJob));
+      for (uint64_t s = mine->end; s < end; s += job_size) {
+        auto c = std::make_shared<Claim>(s, std::min(end, s + job_size));
         f.claims.push_back(c);
         queued.push_back(FillJob{att, c});
       }
       // A window behind the fault (a reader walking backwards): jobs nearest the fault first, and
       // smaller, because a job wakes its pages front to back and the reader needs its top first.
-      for (uint64_t e = fo; e > start; e -= std::min(e - start, kJobChunk)) {
-        auto c = std::make_shared<Claim>(e - std::min(e - start, kJobChunk), e);
+      for (uint64_t e = fo; e > start; e -= std::min(e - start, behind_job)) {
+        auto c = std::make_shared<Claim>(e - std::min(e - start, behind_job), e);
         f.claims.push_back(c);
         queued.push_back(FillJob{att, c});
       }
@@ -1110,7 +1224,7 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     failures_++;
     Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
                               "that are present: it does not map the file at the offset it declared; failing its faults");
-    FailPages(att->uffd, fault_page, page, "a page that keeps faulting while present");
+    FailPages(att->uffd, fault_page, page, "a page that keeps faulting while present", page);
     return;
   }
   if (present) {
@@ -1310,7 +1424,8 @@ void Pager::Stop() {
   for (auto& job : jobs) {
     for (auto& w : job.claim->waiters) {
       failures_++;
-      FailPages(w.first->uffd, w.second, uffd::PageSize(), "a fault waiting on read-ahead at stop");
+      const uint64_t wpage = w.first->file->page;
+      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
     }
     // The claim stays in its file's list and each waiter holds its attachment, which holds the
     // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
@@ -1341,7 +1456,7 @@ void Pager::Stop() {
 }
 
 void Pager::FailQueued(Attachment& att) {
-  const uint64_t page = uffd::PageSize();
+  const uint64_t page = att.file->page;  // 2 MiB for a huge file: poison covers whole huge pages
   struct uffd_msg msgs[16];
   ssize_t n;
   // Bounded: a client whose threads keep faulting (and catch SIGBUS) must not keep Stop, which runs
@@ -1353,7 +1468,7 @@ void Pager::FailQueued(Attachment& att) {
         continue;
       }
       failures_++;
-      FailPages(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault of a mapping no longer served");
+      FailPages(att.uffd, RoundDown(msgs[i].arg.pagefault.address, page), page, "a fault of a mapping no longer served", page);
     }
   }
 }

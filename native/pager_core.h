@@ -32,6 +32,18 @@
 // walks down from the last (bench/probes/fault_order.c). The fault's own page goes in and is
 // woken first; the rest of a window becomes jobs that any idle pager thread takes, front to
 // back, except that a job a reader is waiting on goes first.
+//
+// Huge pages (Options::huge_pages): a file may get a hugetlb memfd (MFD_HUGETLB, 2 MiB pages)
+// instead, sized to whole huge pages. The pager's shared mapping of it is made WITHOUT
+// MAP_NORESERVE, so the mmap reserves every huge page of the file from the pool up front (ENOMEM
+// when the pool lacks them: 'auto' then falls back to a 4 KiB memfd, 'always' fails the
+// registration with NO_RESOURCES); a file that got huge pages can never hit SIGBUS for lack of
+// them. Filling works in whole 2 MiB pages with UFFDIO_COPY (hugetlb has no UFFDIO_ZEROPAGE: holes
+// and the tail past the size are copied from zeros), a failed page is poisoned 2 MiB at a time
+// (UFFDIO_POISON works on hugetlb, measured on 6.18), and what is present is asked of mincore on
+// the pager's own mapping (hugetlbfs has no SEEK_HOLE/SEEK_DATA: it reports all data). Clients map
+// it MAP_PRIVATE | MAP_NORESERVE (native/mapping.cc): read faults map the shared huge pages, and a
+// client reserves nothing. The huge pages go back to the pool when the file is forgotten.
 #pragma once
 
 #include <linux/userfaultfd.h>
@@ -71,6 +83,8 @@ struct Extent {
 };
 
 enum class Readahead { kFixed, kAdaptive };
+// kAuto: files of at least huge_threshold bytes get huge pages when the pool has room.
+enum class HugePages { kNever, kAuto, kAlways };
 
 struct Options {
   // Pager threads. Two by default (the seed had one): a sequential reader's read-ahead is split
@@ -79,6 +93,9 @@ struct Options {
   Readahead readahead = Readahead::kAdaptive;
   bool drop_cache = true;                  // posix_fadvise(DONTNEED) after copying; never on a memfd
   bool trace = false;                      // a trace::Ring per thread records every window filled
+  // Never by default here; the service (src/server/service.ts) and the CLI default to auto.
+  HugePages huge_pages = HugePages::kNever;
+  uint64_t huge_threshold = 64 << 20;      // kAuto only (why 64 MiB: README, "Huge pages")
 };
 
 struct Stats {
@@ -88,6 +105,8 @@ struct Stats {
   uint64_t bytes_zeroed = 0;    // holes and the tail beyond the file's size
   uint64_t failures = 0;        // faults failed with UFFDIO_POISON, or that could not be served
   uint64_t attachments = 0;
+  uint64_t huge_files = 0;      // files registered now that have 2 MiB huge pages
+  uint64_t huge_fallbacks = 0;  // registrations that wanted huge pages and got 4 KiB ones (pool short)
 };
 
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
@@ -174,7 +193,15 @@ class Pager : public std::enable_shared_from_this<Pager> {
   struct Window {
     uint64_t start, end;
   };
-  Window ReadaheadWindow(Attachment& att, uint64_t file_offset);
+  // page: the file's page size; a huge file's windows are whole huge pages.
+  Window ReadaheadWindow(Attachment& att, uint64_t file_offset, uint64_t page);
+  // Whether the page at file offset fo is in f's page cache (filled), and the first page of
+  // [from, to) that is (or to): SEEK_HOLE/SEEK_DATA on a 4 KiB memfd, mincore on the pager's
+  // mapping of a huge one (hugetlbfs reports everything as data).
+  bool PagePresent(PagedFile& f, uint64_t fo);
+  uint64_t FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to);
+  // Makes f's memfd a hugetlb one with the pager's reserving mapping. "" or why it could not.
+  std::string MakeHugeMemfd(PagedFile& f, const std::string& memfd_name);
   // The end of the last page in [from, to) already in f's page cache, or from if none is.
   uint64_t LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
@@ -186,7 +213,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Poisons [start, start+len) of a client's range through its uffd so that its readers get an
   // error, not a wait for ever; a poison that fails is retried while it may pass, else logged with
   // `what`. False when some page could not be failed (a reader there may still be waiting).
-  bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what);
+  // page: the mapping's page size (0: the base page; a huge file's is 2 MiB).
+  bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page = 0);
   // After the threads stopped: fails every page of att's range that is missing from its file,
   // which nobody will ever fill now.
   void FailMissingPages(const Attachment& att);
@@ -231,7 +259,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   std::mutex jobs_mu_;
   std::deque<FillJob> jobs_;
 
-  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0};
+  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0}, huge_fallbacks_{0};
 };
 
 }  // namespace pager

@@ -123,8 +123,8 @@ inline int Wake(int fd, uint64_t start, uint64_t len) {
 
 // Poisons the missing pages of [start, start+len) (accesses then get SIGBUS) and wakes
 // their waiters. Pages already present are skipped one by one (EEXIST). Returns 0 or an errno.
-inline int Poison(int fd, uint64_t start, uint64_t len) {
-  const uint64_t page = PageSize();
+// page: the mapping's page size (2 MiB on a hugetlb mapping, where poison is per huge page).
+inline int Poison(int fd, uint64_t start, uint64_t len, uint64_t page = PageSize()) {
   uint64_t pos = start, end = start + len;
   int attempts = 0;
   while (pos < end) {

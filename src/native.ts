@@ -6,6 +6,10 @@ import * as path from 'path';
 export type NativeAddon = any;
 
 function load(): NativeAddon {
+  // STARNIX_PAGER_NATIVE names another build of the addon: the sanitizer runs
+  // (scripts/test_sanitize.sh) load build-sanitize/<variant>/build/Release/starnix_native.node.
+  const chosen = process.env.STARNIX_PAGER_NATIVE;
+  if (chosen) return require(path.resolve(chosen));
   // Works both from src/ (ts-jest) and from dist/src/ (compiled).
   const candidates = [
     path.join(__dirname, '..', 'build', 'Release', 'starnix_native.node'),

@@ -4,7 +4,7 @@
 // interface and a serve function. It reads nothing but the IR, so it also accepts fidlc's own.
 import type {
   IrAlias, IrAttribute, IrBits, IrConst, IrEnum, IrIdentifierType, IrMethod, IrNewType, IrOverlay, IrProtocol, IrRoot,
-  IrStruct, IrTable, IrType, IrUnion,
+  IrService, IrStruct, IrTable, IrType, IrUnion,
 } from '../ir';
 import { camelCase, clientMethodName, codingName, libraryModuleName, safeIdentifier, splitQualified, typeName } from './names';
 
@@ -170,8 +170,15 @@ class LibraryEmitter {
       if (alias === undefined) throw new Error(`FIDL back end: alias ${t.identifier} not available`);
       return this.typeExpr(alias.type);
     }
+    if (kind === 'new_type') {
+      // A new type has its underlying type's wire form.
+      const nt = this.index.newTypes.get(t.identifier);
+      if (nt === undefined) throw new Error(`FIDL back end: new type ${t.identifier} not available`);
+      return this.typeExpr(nt.type);
+    }
     const coding = this.ref(t.identifier, codingName(t.identifier));
     switch (kind) {
+      case 'overlay': return `fidl.overlay(${coding})`;
       case 'struct': return t.nullable ? `fidl.box(${coding})` : `fidl.struct(${coding})`;
       case 'table': return `fidl.table(${coding})`;
       case 'union': return t.nullable ? `fidl.union(${coding}, true)` : `fidl.union(${coding})`;
@@ -322,6 +329,41 @@ class LibraryEmitter {
     for (const m of u.members) this.out.push(`  { ordinal: ${m.ordinal}, name: '${camelCase(m.name)}', type: ${this.typeExpr(m.type)} },`);
     this.out.push(']);', '');
     this.registry.push([splitQualified(u.name)[1], `fidl.union(${coding})`]);
+  }
+
+  private emitOverlay(o: IrOverlay): void {
+    const name = this.declare(typeName(o.name));
+    const coding = this.declare(codingName(o.name));
+    this.out.push(...docComment(o.maybe_attributes, ''));
+    this.out.push(`export type ${name} =`);
+    o.members.forEach((m, i) => this.out.push(`  | { tag: '${camelCase(m.name)}'; value: ${this.tsType(m.type)} }${i === o.members.length - 1 ? ';' : ''}`));
+    this.out.push(`export const ${coding}: fidl.OverlayDecl = new fidl.OverlayDecl('${o.name}', ${o.type_shape_v2.inline_size}, ${o.resource}, () => [`);
+    for (const m of o.members) this.out.push(`  { ordinal: ${m.ordinal}, name: '${camelCase(m.name)}', type: ${this.typeExpr(m.type)} },`);
+    this.out.push(']);', '');
+    this.registry.push([splitQualified(o.name)[1], `fidl.overlay(${coding})`]);
+  }
+
+  private emitNewType(n: IrNewType): void {
+    const name = this.declare(typeName(n.name));
+    this.out.push(...docComment(n.maybe_attributes, ''));
+    this.out.push(`/** New type over ${describeIrType(n.type)}: the same values and wire form, its own name. */`);
+    this.out.push(`export type ${name} = ${this.tsType(n.type)};`, '');
+    this.registry.push([splitQualified(n.name)[1], this.typeExpr(n.type)]);
+  }
+
+  private emitService(sv: IrService): void {
+    const name = this.declare(typeName(sv.name));
+    this.out.push(...docComment(sv.maybe_attributes, ''));
+    this.out.push(`/** Service ${sv.name}: each member is a protocol a client connects to. */`);
+    this.out.push(`export const ${name} = {`);
+    this.out.push(`  name: '${this.root.name}.${splitQualified(sv.name)[1]}',`);
+    this.out.push('  members: {');
+    for (const m of sv.members) {
+      const protocol = m.type.kind_v2 === 'endpoint' ? m.type.protocol : '';
+      this.out.push(`    ${camelCase(m.name)}: '${protocol}',`);
+    }
+    this.out.push('  },');
+    this.out.push('} as const;', '');
   }
 
   // ---- protocols -----------------------------------------------------------------------------
@@ -477,6 +519,9 @@ class LibraryEmitter {
     for (const s of r.struct_declarations ?? []) byName.set(s.name, () => this.emitStruct(s));
     for (const t of r.table_declarations ?? []) byName.set(t.name, () => this.emitTable(t));
     for (const u of r.union_declarations ?? []) byName.set(u.name, () => this.emitUnion(u));
+    for (const o of r.overlay_declarations ?? []) byName.set(o.name, () => this.emitOverlay(o));
+    for (const n of r.new_type_declarations ?? []) byName.set(n.name, () => this.emitNewType(n));
+    for (const sv of r.service_declarations ?? []) byName.set(sv.name, () => this.emitService(sv));
     const protocols = new Map((r.protocol_declarations ?? []).map((p) => [p.name, p]));
 
     // Declaration order (fidlc's, dependencies first) keeps the file readable and stable;
@@ -529,6 +574,14 @@ class LibraryEmitter {
       '',
     ];
     return { path: `${libraryModuleName(r.name)}.ts`, content: [...header, ...this.out, ...tail].join('\n') };
+  }
+}
+
+function describeIrType(t: IrType): string {
+  switch (t.kind_v2) {
+    case 'primitive': return t.subtype;
+    case 'identifier': return t.identifier;
+    default: return t.kind_v2;
   }
 }
 

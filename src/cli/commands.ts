@@ -7,6 +7,7 @@ import { PagerCallError } from '../client';
 import { FidlError } from '../fidl';
 import { logger } from '../log';
 import { native } from '../native';
+import { pagesUnderAuto } from '../pager/native_pager';
 import { PagerService } from '../server/service';
 import { statusName } from '../zx_status';
 import { BrokenPipe, CliError, isBrokenPipe, UsageError } from './errors';
@@ -19,6 +20,7 @@ export interface ServerFlags {
   svcDir?: string;
   threads?: number;
   readahead?: 'fixed' | 'adaptive';
+  hugePages?: 'auto' | 'always' | 'never';
   /** Capture an embedded server's warnings: they become the detail of this command's error
    *  line, or lines of their own after the output, never lines in the middle of it. */
   captureServerLogs?: boolean;
@@ -85,6 +87,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
       svcDir: flags.svcDir,
       threads: flags.threads,
       readahead: flags.readahead,
+      hugePages: flags.hugePages,
       allowUids: flags.allowUids,
       recordFile: flags.recordFile,
       recordMaxBytes: flags.recordMaxBytes,
@@ -96,7 +99,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
   process.stderr.write(`starnix-pager: serving in ${flags.svcDir} (pid ${process.pid}); SIGINT or SIGTERM to stop\n`);
   const report = setInterval(() => {
     const s = service.stats();
-    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures });
+    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures, hugeFiles: s.hugeFiles, hugeFallbacks: s.hugeFallbacks });
   }, 10_000);
   report.unref();
   await new Promise<void>((resolve) => {
@@ -157,12 +160,15 @@ export function cmdStat(image: string, p: string, out: NodeJS.WritableStream, js
   const img = openImage(image);
   try {
     const st = statPath(img, image, p, false);
+    // The pages `cat` (or a server with --huge-pages auto) would give the file now.
+    const pages = st.type === 'file' && st.inlineData === undefined ? pagesUnderAuto(st.size) : undefined;
     if (json) {
       out.write(JSON.stringify({
         path: p, inode: st.ino, type: st.type, mode: st.mode, size: String(st.size), links: st.links, uid: st.uid, gid: st.gid, mtime: st.mtime,
         blockSize: img.blockSize,
         extents: st.extents?.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: String(e.physicalBlock) })),
         inlineData: st.inlineData !== undefined ? st.inlineData.length : undefined,
+        pagesUnderAuto: pages?.kind,
         symlinkTarget: st.symlinkTarget,
       }, null, 2) + '\n');
       return 0;
@@ -170,6 +176,9 @@ export function cmdStat(image: string, p: string, out: NodeJS.WritableStream, js
     out.write(`path:   ${p}\ninode:  ${st.ino}\ntype:   ${st.type}\nmode:   ${(st.mode & 0o7777).toString(8).padStart(4, '0')}\nsize:   ${st.size}\nlinks:  ${st.links}\nuid:    ${st.uid}\ngid:    ${st.gid}\nmtime:  ${new Date(st.mtime * 1000).toISOString()}\nblock size: ${img.blockSize}\n`);
     if (st.symlinkTarget !== undefined) out.write(`target: ${st.symlinkTarget}\n`);
     if (st.inlineData !== undefined) out.write(`inline data: ${st.inlineData.length} bytes (kept in the inode: served directly, not paged)\n`);
+    if (pages !== undefined) {
+      out.write(`pages:  ${pages.kind === 'huge' ? '2 MiB huge pages' : '4 KiB pages'} with --huge-pages auto (${pages.why})\n`);
+    }
     if (st.extents !== undefined) {
       out.write(`extents: ${st.extents.length}  (logical blocks [start, end) -> physical block)\n`);
       for (const e of st.extents) {

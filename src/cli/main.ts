@@ -25,12 +25,14 @@ interface Command {
 const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR instead of an embedded in-process one
   --threads N            pager threads of the embedded server (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --huge-pages MODE      auto (default: 2 MiB huge pages for files of 64 MiB and more when the
+                         pool has room), always (fail when it has not) or never
   --trace FILE           write a Perfetto trace of the embedded server to FILE (open it in ui.perfetto.dev)
   --log-level LEVEL      error, warn (default), info or debug (also STARNIX_PAGER_LOG)`;
 
 const COMMANDS: Record<string, Command> = {
   serve: {
-    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--huge-pages auto|always|never] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
     summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
     details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
 and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
@@ -39,6 +41,9 @@ userfaultfd access allows. Logs counters every 10 s at info.
   --svc-dir DIR          the service directory (required)
   --threads N            pager threads per pager (default 2)
   --readahead MODE       fixed (the seed's 128 KiB) or adaptive (default)
+  --huge-pages MODE      auto (default: 2 MiB huge pages for files of 64 MiB and more when the
+                         pool has room; see the README's "Huge pages"), always (RegisterFile fails
+                         with NO_RESOURCES when the pool lacks them) or never
   --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
   --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
   --record-max-bytes N   stop recording once FILE holds N bytes
@@ -60,7 +65,8 @@ userfaultfd access allows. Logs counters every 10 s at info.
   stat: {
     synopsis: 'stat IMAGE PATH [--json]',
     summary: 'inode, type, size and extents of PATH',
-    details: `Extents are L0-L1:P, logical blocks [L0, L1) stored from physical block P on.
+    details: `Extents are L0-L1:P, logical blocks [L0, L1) stored from physical block P on. For a regular
+file, "pages:" says what --huge-pages auto would give it with the huge page pool as it is now.
   --json                 the same as JSON (64-bit numbers as strings)`,
   },
   cat: {
@@ -145,6 +151,7 @@ const SERVER_OPTIONS = {
   'svc-dir': { type: 'string' },
   threads: { type: 'string' },
   readahead: { type: 'string' },
+  'huge-pages': { type: 'string' },
   trace: { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -181,11 +188,16 @@ function serverFlags(command: string, values: Record<string, unknown>): ServerFl
   if (readahead !== undefined && readahead !== 'fixed' && readahead !== 'adaptive') {
     throw usage(command, `--readahead is fixed or adaptive, not "${readahead}"`);
   }
+  const hugePages = values['huge-pages'] as string | undefined;
+  if (hugePages !== undefined && !['auto', 'always', 'never'].includes(hugePages)) {
+    throw usage(command, `--huge-pages is auto, always or never, not "${hugePages}"`);
+  }
   applyLogLevel(command, values);
   return {
     svcDir: values['svc-dir'] as string | undefined,
     threads: intArg(command, 'threads', values.threads as string | undefined, 1, 64),
     readahead: readahead as ServerFlags['readahead'],
+    hugePages: hugePages as ServerFlags['hugePages'],
     traceFile: values.trace as string | undefined,
     // At info and debug the user watches the server's lines as they come; at warn and error an
     // embedded server's refusal becomes the detail of the command's one-line error.

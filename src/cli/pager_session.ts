@@ -31,7 +31,7 @@ export class PagerSession {
       try {
         let embedded: EmbeddedService;
         try {
-          embedded = EmbeddedService.start({ threads: flags.threads, readahead: flags.readahead, traceFile: flags.traceFile });
+          embedded = EmbeddedService.start({ threads: flags.threads, readahead: flags.readahead, hugePages: flags.hugePages, traceFile: flags.traceFile });
         } catch (e) {
           throw new CliError(`cannot start the embedded server: ${(e as Error).message}`);
         }
@@ -144,6 +144,7 @@ export async function streamFile(
   let mapping: FileMapping | null = null;
   try {
     mapping = await file.map();
+    logger.info('mapped', { file: reg.name, pages: mapping.pageSize === 4096 ? '4 KiB' : `${mapping.pageSize >> 20} MiB huge pages` });
     const start = range.offset ?? 0n;
     const end = range.length === undefined ? reg.size : start + range.length > reg.size ? reg.size : start + range.length;
     if (start > reg.size) throw new CliError(`offset ${start} is past the end of the file (${reg.size} bytes)`);

@@ -13,6 +13,8 @@ export class FileMapping {
   readonly length: bigint;
   /** True if only a user-mode-only uffd could be had (kernel-side accesses would fail). */
   readonly userModeOnly: boolean;
+  /** The file's page size: 4096, or 2 MiB when the pager gave it huge pages (a hugetlb memfd). */
+  readonly pageSize: number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private inner: any;
   private readonly size: bigint;
@@ -23,6 +25,7 @@ export class FileMapping {
     this.address = inner.address;
     this.length = inner.length;
     this.userModeOnly = inner.userModeOnly;
+    this.pageSize = inner.pageSize;
     this.size = size;
   }
 
@@ -45,6 +48,7 @@ export class FileMapping {
       address: 0n,
       length: 0n,
       userModeOnly: false,
+      pageSize: 4096,
       read: () => Buffer.alloc(0),
       readAsync: () => Promise.resolve(Buffer.alloc(0)),
       readInto: () => 0,

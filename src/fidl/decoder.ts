@@ -5,7 +5,7 @@
 import { isUtf8 } from 'buffer';
 import { FidlDecodeError, Status } from './errors';
 import type { Handle } from '../transport/handle';
-import { BitsDecl, EnumDecl, FidlType, HandleType, StructDecl, TableDecl, UnionDecl } from './types';
+import { BitsDecl, EnumDecl, FidlType, HandleType, OverlayDecl, StructDecl, TableDecl, UnionDecl } from './types';
 import { MAX_DEPTH } from './encoder';
 import { HandleCheck, describeHandleType, getDefaultHandleCheck, handleCheckFailure } from './handle_check';
 
@@ -96,6 +96,8 @@ export class Decoder {
         return this.decodeTable(type.decl, offset, depth);
       case 'union':
         return this.decodeUnion(type.decl, type.nullable, offset, depth);
+      case 'overlay':
+        return this.decodeOverlay(type.decl, offset, depth);
       case 'enum':
         return this.decodeEnum(type.decl, offset);
       case 'bits':
@@ -331,6 +333,18 @@ export class Decoder {
     }
     const value = this.decodeEnvelope(member === undefined ? null : member.type, offset + 8, depth + 1);
     if (member === undefined) return { tag: '$unknown', ordinal: (BigInt(hi) << 32n) | BigInt(lo) };
+    return { tag: member.name, value };
+  }
+
+  /** Overlay: a uint64 ordinal the overlay declares, the member inline at +8, zero after it. */
+  private decodeOverlay(decl: OverlayDecl, offset: number, depth: number): unknown {
+    const ordinal = this.dv.getBigUint64(offset, true);
+    const member = ordinal <= 0xffffffffn ? decl.memberByOrdinal(Number(ordinal)) : undefined;
+    if (member === undefined) throw new FidlDecodeError('unknown_union_tag', `overlay ${decl.name} has no member ${ordinal}`);
+    const value = this.decode(member.type, offset + 8, depth);
+    for (let i = offset + 8 + member.type.size; i < offset + decl.size; i++) {
+      if (this.bytes[i] !== 0) throw new FidlDecodeError('nonzero_padding', `padding byte ${i} after member ${member.name} of overlay ${decl.name}`);
+    }
     return { tag: member.name, value };
   }
 

@@ -6,7 +6,7 @@ import { FidlEncodeError, Status } from './errors';
 import { HandleCheck, describeHandleType, getDefaultHandleCheck, handleCheckFailure } from './handle_check';
 import type { Handle } from '../transport/handle';
 import {
-  BitsDecl, EnumDecl, FidlType, IntegerSubtype, MAX_BOUND, StructDecl, TableDecl, UnionDecl, describeType,
+  BitsDecl, EnumDecl, FidlType, IntegerSubtype, MAX_BOUND, OverlayDecl, StructDecl, TableDecl, UnionDecl, describeType,
 } from './types';
 
 /** FIDL's limit on out-of-line indirections. */
@@ -108,6 +108,8 @@ export class Encoder {
         return this.encodeTable(type.decl, value, offset, depth);
       case 'union':
         return this.encodeUnion(type.decl, type.nullable, value, offset, depth);
+      case 'overlay':
+        return this.encodeOverlay(type.decl, value, offset, depth);
       case 'enum':
         return this.encodeEnum(type.decl, value, offset);
       case 'bits':
@@ -289,6 +291,23 @@ export class Encoder {
     this.dv.setUint32(offset, member.ordinal, true);
     try {
       this.encodeEnvelope(member.type, (v as { value?: unknown }).value, offset + 8, depth + 1);
+    } catch (e) {
+      throw e instanceof FidlEncodeError ? e.within(tag) : e;
+    }
+  }
+
+  /** Overlay: the ordinal as a uint64, the member inline at +8; the rest stays zero (padding). */
+  private encodeOverlay(decl: OverlayDecl, v: unknown, offset: number, depth: number): void {
+    if (v === null || v === undefined) {
+      throw new FidlEncodeError(v === undefined ? 'missing_required_field' : 'missing_required_value', `overlay ${decl.name} is required`);
+    }
+    const tag = (v as { tag?: unknown }).tag;
+    if (typeof tag !== 'string') throw wrongType(`a { tag, value } object for ${decl.name}`, v);
+    const member = decl.memberByName(tag);
+    if (member === undefined) throw new FidlEncodeError('unknown_union_member', `${decl.name} has no member "${tag}"`);
+    this.dv.setBigUint64(offset, BigInt(member.ordinal), true);
+    try {
+      this.encode(member.type, (v as { value?: unknown }).value, offset + 8, depth);
     } catch (e) {
       throw e instanceof FidlEncodeError ? e.within(tag) : e;
     }

@@ -83,7 +83,8 @@ export function toJson(type: FidlType, value: unknown, handleId: (h: Handle) => 
       }
       return out;
     }
-    case 'union': {
+    case 'union':
+    case 'overlay': {
       const u = value as { tag: string; value?: unknown; ordinal?: bigint };
       if (u.tag === '$unknown') return { tag: '$unknown', ordinal: String(u.ordinal) };
       const member = type.decl.memberByName(u.tag)!;
@@ -161,7 +162,8 @@ export function fromJson(type: FidlType, j: Json | undefined, makeHandle: (n: nu
       }
       return out;
     }
-    case 'union': {
+    case 'union':
+    case 'overlay': {
       const o = objectOf();
       if (typeof o.tag !== 'string') fail(path, `expected {"tag": ..., "value": ...} for ${type.decl.name}`);
       const m = type.decl.memberByName(o.tag as string) ?? type.decl.memberByName(camelMemberName(o.tag as string));

@@ -65,6 +65,11 @@ export interface UnionType extends Shape {
   readonly decl: UnionDecl;
   readonly nullable: boolean;
 }
+/** An overlay: a uint64 ordinal, then the selected member inline (strict, fixed size). */
+export interface OverlayType extends Shape {
+  readonly kind: 'overlay';
+  readonly decl: OverlayDecl;
+}
 export interface EnumType extends Shape {
   readonly kind: 'enum';
   readonly decl: EnumDecl;
@@ -88,6 +93,7 @@ export type FidlType =
   | BoxType
   | TableType
   | UnionType
+  | OverlayType
   | EnumType
   | BitsType
   | FrameworkErrType;
@@ -217,6 +223,13 @@ export class UnionDecl {
   }
 }
 
+/** An overlay's declaration: like a strict union's, plus its inline size (8 + the largest member, aligned to 8). */
+export class OverlayDecl extends UnionDecl {
+  constructor(name: string, readonly size: number, resource: boolean, memberThunk: () => UnionMember[]) {
+    super(name, resource, true, false, memberThunk);
+  }
+}
+
 export class EnumDecl {
   private readonly values: Set<number | bigint>;
   constructor(
@@ -296,6 +309,9 @@ export function table(decl: TableDecl): TableType {
 export function union(decl: UnionDecl, nullable = false): UnionType {
   return { kind: 'union', decl, nullable, size: 16, align: 8 };
 }
+export function overlay(decl: OverlayDecl): OverlayType {
+  return { kind: 'overlay', decl, size: decl.size, align: 8 };
+}
 export function enumType(decl: EnumDecl): EnumType {
   const size = PRIMITIVE_SIZES[decl.subtype];
   return { kind: 'enum', decl, size, align: size };
@@ -318,6 +334,7 @@ export function describeType(t: FidlType): string {
     case 'box': return `box<${t.decl.name}>`;
     case 'table': case 'enum': case 'bits': return t.decl.name;
     case 'union': return t.decl.name + (t.nullable ? ':optional' : '');
+    case 'overlay': return t.decl.name;
     case 'framework_err': return 'framework_err';
   }
 }

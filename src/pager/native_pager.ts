@@ -2,6 +2,7 @@
 // A NativePager serves the files of one backing (an ext4 image as memfd, regular file or block
 // device). registerFile gives out read-only memfd handles; a client that maps one hands its
 // uffd over (attachMapping) and the pager's native threads page the file in on demand.
+import * as fs from 'fs';
 import { native } from '../native';
 import { logger } from '../log';
 
@@ -30,6 +31,35 @@ export interface PagerOptions {
   dropCache?: boolean;
   /** Record every window the threads fill into per-thread rings, for drainTrace() (--trace). */
   trace?: boolean;
+  /** 2 MiB hugetlb pages for a file: 'never' (default of this class), 'auto' (files of at least
+   *  hugeThreshold bytes, when the pool has room; else 4 KiB pages), 'always' (registration fails
+   *  with NO_RESOURCES when the pool lacks the file's pages). The service defaults to 'auto'. */
+  hugePages?: 'never' | 'auto' | 'always';
+  /** 'auto' only: the smallest file that gets huge pages, in bytes. Default 64 MiB. */
+  hugeThreshold?: number;
+}
+
+/** 'auto' gives huge pages to files of at least this many bytes (native/pager_core.h; why: README, "Huge pages"). */
+export const DEFAULT_HUGE_THRESHOLD = 64 * 1024 * 1024;
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
+
+/**
+ * The pages a file of `size` bytes gets from a pager with hugePages 'auto' right now: huge when it
+ * is at least the threshold and the pool has its pages free and unreserved (/proc/meminfo).
+ */
+export function pagesUnderAuto(size: bigint, threshold = DEFAULT_HUGE_THRESHOLD): { kind: 'huge' | '4k'; why: string } {
+  if (size < BigInt(threshold)) return { kind: '4k', why: `smaller than the ${threshold >> 20} MiB threshold` };
+  const need = Number((size + BigInt(HUGE_PAGE_SIZE) - 1n) / BigInt(HUGE_PAGE_SIZE));
+  let free = 0;
+  try {
+    const text = fs.readFileSync('/proc/meminfo', 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    free = get('HugePages_Free') - get('HugePages_Rsvd');
+  } catch {
+    free = 0;
+  }
+  if (free >= need) return { kind: 'huge', why: `${need} huge pages needed, ${free} free in the pool` };
+  return { kind: '4k', why: `${need} huge pages needed, only ${free} free in the pool (vm.nr_hugepages)` };
 }
 
 /** One window a pager thread filled (native/trace_ring.h's VmoRead), timestamps CLOCK_BOOTTIME ns. */
@@ -75,6 +105,10 @@ export interface PagerStats {
   bytesZeroed: bigint;
   failures: number;
   attachments: number;
+  /** Files registered now that have 2 MiB huge pages. */
+  hugeFiles: number;
+  /** Registrations that wanted huge pages and got 4 KiB ones (the pool was short). */
+  hugeFallbacks: number;
 }
 
 type ForgottenCallback = (inode: number, name: string) => void;

@@ -27,6 +27,11 @@ export interface PagerServiceOptions {
   threads?: number;
   readahead?: PagerOptions['readahead'];
   dropCache?: boolean;
+  /** Huge pages for large files: 'auto' (default here: files of at least hugeThreshold bytes get
+   *  2 MiB hugetlb pages when the pool has room, else 4 KiB), 'always' (RegisterFile fails with
+   *  NO_RESOURCES when it cannot), 'never'. See the README's "Huge pages". */
+  hugePages?: PagerOptions['hugePages'];
+  hugeThreshold?: number;
   /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
   allowUids?: number[];
   limits?: Partial<ServerLimits>;
@@ -52,6 +57,10 @@ export interface ServiceStats {
   bytesSupplied: bigint;
   bytesZeroed: bigint;
   failures: number;
+  /** Files registered now that got 2 MiB huge pages. */
+  hugeFiles: number;
+  /** Registrations that wanted huge pages and got 4 KiB pages (the pool was short). */
+  hugeFallbacks: number;
 }
 
 export class PagerService {
@@ -70,7 +79,13 @@ export class PagerService {
   private constructor(opts: PagerServiceOptions) {
     this.svcDir = opts.svcDir;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.pagerOptions = { threads: opts.threads, readahead: opts.readahead, dropCache: opts.dropCache };
+    this.pagerOptions = {
+      threads: opts.threads,
+      readahead: opts.readahead,
+      dropCache: opts.dropCache,
+      hugePages: opts.hugePages ?? 'auto',
+      hugeThreshold: opts.hugeThreshold,
+    };
     this.stateFile = opts.suspend?.stateFile ?? path.join(opts.svcDir, '.frozen-cgroups.json');
     this.suspend = new SuspendManager({ ...opts.suspend, stateFile: this.stateFile });
   }
@@ -130,7 +145,7 @@ export class PagerService {
   }
 
   stats(): ServiceStats {
-    const s: ServiceStats = { connections: this.connections.size, pagers: 0, files: 0, faults: 0, bytesSupplied: 0n, bytesZeroed: 0n, failures: 0 };
+    const s: ServiceStats = { connections: this.connections.size, pagers: 0, files: 0, faults: 0, bytesSupplied: 0n, bytesZeroed: 0n, failures: 0, hugeFiles: 0, hugeFallbacks: 0 };
     for (const p of this.pagers) {
       if (!p.active) {
         this.pagers.delete(p);
@@ -143,6 +158,8 @@ export class PagerService {
       s.bytesSupplied += n.bytesSupplied;
       s.bytesZeroed += n.bytesZeroed;
       s.failures += n.failures;
+      s.hugeFiles += n.hugeFiles;
+      s.hugeFallbacks += n.hugeFallbacks;
     }
     return s;
   }

@@ -99,6 +99,10 @@ export function randomValue(type: fidl.FidlType, rng: Rng, makeHandle: (type: fi
       }
       return out;
     }
+    case 'overlay': {
+      const m = pick(rng, type.decl.members);
+      return { tag: m.name, value: randomValue(m.type, rng, makeHandle, depth, maxElements) };
+    }
     case 'union': {
       if (type.nullable && rng() < 0.3) return null;
       const m = pick(rng, type.decl.members);
