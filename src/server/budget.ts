@@ -49,7 +49,7 @@ export interface SystemFacts {
   fdLimit: number;
   /** vm.max_map_count: every file is one mapping (VMA) in the server, every pager's backing one more. */
   maxMapCount: number;
-  /** fs.inotify.max_user_instances: one per pager while the pager core keeps an inotify per pager. */
+  /** fs.inotify.max_user_instances (logged; the pagers share one instance). */
   inotifyInstances: number;
 }
 
@@ -81,9 +81,9 @@ export function systemFacts(): SystemFacts {
 export function defaultBudgetLimits(facts: SystemFacts): BudgetLimits {
   const usable = Math.max(64, facts.fdLimit - FD_RESERVE);
   const fds = Math.floor(usable * 0.75);
-  // Half the VMAs for files (Node, V8 and the threads' stacks use the rest); one inotify instance
-  // per pager, leaving some for the rest of this uid's processes.
-  const pagers = Math.max(1, Math.min(Math.floor(fds / 32), 1024, facts.inotifyInstances - 16));
+  // Half the VMAs for files (Node, V8 and the threads' stacks use the rest). Pagers share one
+  // inotify instance (native/close_watch.cc), so fs.inotify.max_user_instances does not bound them.
+  const pagers = Math.max(1, Math.min(Math.floor(fds / 32), 1024));
   return {
     fds,
     pagers,
