@@ -16,6 +16,7 @@
         "native/pager.cc",
         "native/mapping.cc",
         "native/pager_core.cc",
+        "native/close_watch.cc",
         "native/fd_watch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
