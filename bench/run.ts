@@ -719,7 +719,8 @@ async function runAll(opts: Options, work: string): Promise<Results> {
       'Shmem in /proc/meminfo (memfd pages are shmem): before registering the file, after reading it all through the mapping, and after the mapping and the last handle are closed (waiting until it is back within 4 MiB, at most 20 s)',
     shmemGrowthMiB: median(mr.map((m) => m.shmemDeltaMiB as number)),
     shmemResidueMiB: median(mr.map((m) => m.residueMiB as number)),
-    maxResidueMiB: Math.max(...memReturn.flatMap((m) => [m.residueMiB as number, m.randomResidueMiB as number])),
+    // Rows without a random phase (the huge-page ones) have no random residue.
+    maxResidueMiB: Math.max(...memReturn.flatMap((m) => [m.residueMiB as number, m.randomResidueMiB as number]).filter((v) => Number.isFinite(v))),
     returnMs: median(mr.map((m) => m.returnMs as number)),
     clientAnonGrowthMiB: median(mr.map((m) => m.clientAnonDeltaMiB as number)),
     clientRssShmemMiB: median(mr.map((m) => m.clientShmemMiB as number)),
