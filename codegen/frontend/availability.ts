@@ -197,9 +197,26 @@ function checkReplacements(siblings: Sibling[], members: boolean, composedAt: Se
 }
 
 /** Reduces versioned modifiers to the ones present at the target; checks them as fidlc does. */
+const MODIFIER_GROUPS = [['strict', 'flexible'], ['open', 'ajar', 'closed'], ['resource']];
+
+function overlaps(a: Range, b: Range): boolean {
+  return a.added < (b.end ?? Infinity) && b.added < (a.end ?? Infinity);
+}
+
 function modifiersAt(mods: ast.Modifier[], range: Range, target: Version, versioned: boolean): ast.Modifier[] {
   const out: ast.Modifier[] = [];
   const seenWritten = new Set<string>();
+  // Modifiers of one group (strict/flexible, open/ajar/closed) may follow one another across
+  // versions, never apply at the same version.
+  const ranges = mods.map((m) => (m.args === null ? range : inherit(range, readAvailable({ name: 'available', args: m.args, loc: m.loc }, 'modifier'))));
+  for (let i = 0; i < mods.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const group = MODIFIER_GROUPS.find((g) => g.includes(mods[i].name));
+      if (!group?.includes(mods[j].name) || !overlaps(ranges[i], ranges[j])) continue;
+      if (mods[i].name === mods[j].name) badModifier(mods[i].loc, `duplicate modifier '${mods[i].name}'`);
+      badModifier(mods[i].loc, `'${mods[j].name}' and '${mods[i].name}' cannot both apply${versioned ? ' at the same version' : ''}`);
+    }
+  }
   for (const m of mods) {
     if (m.args !== null && !versioned) fail(m.loc, `modifier '${m.name}' has availability arguments, but the library has no @available`);
     if (m.args === null && seenWritten.has(m.name)) badModifier(m.loc, `duplicate modifier '${m.name}'`);
@@ -245,9 +262,11 @@ class Pass {
       }
     }
     if (this.lib.versioned) checkReplacements(siblings, false);
+    // Every element is checked, also those absent at the target; then only the present stay.
+    let i = 0;
     for (const f of files) {
+      for (const d of f.decls) this.declaration(d, siblings[i++].range);
       f.decls = f.decls.filter((d) => keep.has(d));
-      for (const d of f.decls) this.declaration(d, keep.get(d)!);
     }
   }
 
@@ -288,10 +307,8 @@ class Pass {
       const own = this.own(m.attrs, 'member');
       const range = inherit(parent, own);
       siblings.push({ name: m.name ?? identity(m), identity: identity(m), own, range, loc: m.loc });
-      if (present(range, this.target)) {
-        keep.push(m);
-        after?.(m, range);
-      }
+      after?.(m, range);
+      if (present(range, this.target)) keep.push(m);
     }
     if (this.lib.versioned) checkReplacements(siblings, true);
     return keep;
@@ -329,8 +346,7 @@ class Pass {
       const range2 = inherit(range, own);
       const name = m.kind === 'compose' ? m.name.parts.join('.') : m.name;
       siblings.push({ name, identity: identity(m), own, range: range2, loc: m.loc });
-      if (!present(range2, this.target)) continue;
-      keep.push(m);
+      if (present(range2, this.target)) keep.push(m);
       if (m.kind === 'method') {
         m.modifiers = modifiersAt(m.modifiers, range2, this.target, this.lib.versioned);
         if (m.request?.payload) this.typeCtor(m.request.payload, range2);

@@ -3,7 +3,7 @@
 // contextual, as in fidlc: `struct`, `strict`, `resource`... are only keywords where the
 // grammar expects them.
 import * as ast from './ast';
-import { FidlSyntaxError, SourceLocation } from './errors';
+import { FidlCompileError, FidlSyntaxError, SourceLocation } from './errors';
 import { Token, tokenize } from './lexer';
 
 const LAYOUT_KINDS = new Set(['struct', 'table', 'union', 'enum', 'bits', 'overlay']);
@@ -159,8 +159,15 @@ class Parser {
       attrs.push({ name: nameTok.text, args, loc: this.span(at.loc, end) });
     }
     // Doc comments after attributes are attached too (fidlc accepts either order).
-    if (this.peek().kind === 'doc') return attrs.concat(this.parseAttributes());
-    return attrs;
+    const all = this.peek().kind === 'doc' ? attrs.concat(this.parseAttributes()) : attrs;
+    const seen = new Map<string, ast.Attribute>();
+    for (const a of all) {
+      // fidlc: one attribute of a name per element (`///` comments are @doc).
+      const key = a.name.toLowerCase().replace(/_/g, '');
+      if (seen.has(key)) throw new FidlCompileError('bad-attribute', a.loc, `duplicate attribute @${a.name} on one element`);
+      seen.set(key, a);
+    }
+    return all;
   }
 
   /** `( value )` or `( name = value, ... )`; the current token is `(`. */

@@ -411,6 +411,16 @@ export class Resolver {
       d.members.push(member);
     }
     if (d.strict && d.members.length === 0) fail('bad-type', d.loc, `strict ${d.kind} ${d.name} must have at least one member`);
+    if (d.kind === 'enum' && !d.strict) {
+      // The largest value of the underlying type is a flexible enum's unknown placeholder
+      // (maybe_unknown_value in the IR), unless a member is marked @unknown.
+      const [, max] = INTEGER_RANGES[d.subtype];
+      const unknownMarked = d.members.some((m) => m.attrs.some((a) => a.name === 'unknown'));
+      const atMax = d.members.find((m) => m.value === max);
+      if (atMax && !unknownMarked) {
+        fail('bad-constant', atMax.loc, `member '${atMax.name}' of flexible enum ${d.name} has the value ${max}, which stands for unknown values; mark it @unknown or change it`);
+      }
+    }
     d.state = 'done';
   }
 
@@ -470,6 +480,17 @@ export class Resolver {
 
   private resolveProtocol(p: ProtocolDecl): void {
     const lib = p.library;
+    const discoverable = p.attrs.find((a) => a.name === 'discoverable');
+    for (const arg of discoverable?.args ?? []) {
+      // The name under which the protocol is served: "library.Protocol".
+      const v = arg.value;
+      if ((arg.name ?? 'name') === 'name') {
+        const text = v.kind === 'literal' && v.literalKind === 'string' ? stringLiteralValue(v.text) : '';
+        if (!/^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*\.[A-Z][A-Za-z0-9_]*$/.test(text)) {
+          fail('bad-attribute', arg.loc, `invalid @discoverable name ${v.kind === 'literal' ? v.text : exprText(v)}: "library.Protocol"`);
+        }
+      }
+    }
     for (const m of p.ast.members) {
       if (m.kind === 'compose') {
         const r = this.lookup(lib, m.name);
@@ -507,6 +528,10 @@ export class Resolver {
       const v = selectorAttr.args[0]?.value;
       if (!v || v.kind !== 'literal' || v.literalKind !== 'string') fail('bad-constant', selectorAttr.loc, '@selector takes one string');
       selectorText = stringLiteralValue(v.text);
+      // @selector changes the ordinal: it must be a method name or a full "library/Protocol.Method".
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(selectorText) && !/^[a-z][a-z0-9]*(\.[a-z][a-z0-9]*)*\/[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/.test(selectorText)) {
+        fail('bad-attribute', selectorAttr.loc, `invalid @selector "${selectorText}": a method name, or "library/Protocol.Method"`);
+      }
     }
     const selector = methodSelector(lib.name, p.name, m.name, selectorText);
     const method: Method = {
