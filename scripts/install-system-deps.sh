@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the project uses: e2fsprogs (mkfs.ext4 -d, debugfs: images and the
-# test oracle), fuse2fs (a benchmark contender), dmsetup (an error target for fault tests),
-# util-linux (losetup), fuse3 + libfuse3-dev + pkg-config (the test FUSE file system,
+# test oracle), fuse2fs (a benchmark contender), util-linux (losetup), fuse3 + libfuse3-dev + pkg-config (the test FUSE file system,
 # test/support/fuse/, built from C at test time), protobuf-compiler (protoc: generates
 # src/gen/perfetto and decodes traces in the tests), gcc's sanitizer runtimes libasan8, libubsan1,
 # libtsan2 (npm run test:sanitize / test:tsan). Installs only what is missing; needs root (or sudo).
@@ -10,7 +9,6 @@ need=()
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v debugfs   >/dev/null || need+=(e2fsprogs)
 command -v fuse2fs   >/dev/null || need+=(fuse2fs)
-command -v dmsetup   >/dev/null || need+=(dmsetup)
 command -v losetup   >/dev/null || need+=(util-linux)
 command -v protoc    >/dev/null || need+=(protobuf-compiler)
 command -v fusermount3 >/dev/null || need+=(fuse3)
