@@ -2,6 +2,11 @@
 //
 //   node dist/codegen/cli.js FIDL_FILES... --out DIR      compile .fidl sources
 //   node dist/codegen/cli.js --ir FILE.json... --out DIR  back end only, e.g. on fidlc's own IR
+//   --runtime-import MODULE   what the generated modules import the FIDL runtime from: by default
+//                             the package's public runtime, 'starnix-pager/fidl', so that they
+//                             work in any project that depends on the package (this repository's
+//                             own src/gen passes '../fidl')
+// (`starnix-pager codegen ...` runs the same.)
 //
 // Writes one module per library (e.g. DIR/fuchsia_starnix_runner.ts). Output depends only on
 // the input, so regenerating checked-in code must give the same bytes.
@@ -12,7 +17,11 @@ import { generateTypeScript } from './backend';
 import { Targets, parseTarget } from './frontend/availability';
 
 const USAGE =
-  'usage: cli.js FIDL_FILES... --out DIR [--available PLATFORM:VERSION]...\n       cli.js --ir IR_FILES.json... --out DIR';
+  'usage: starnix-pager codegen FIDL_FILES... --out DIR [--runtime-import MODULE] [--available PLATFORM:VERSION]...\n' +
+  '       starnix-pager codegen --ir IR_FILES.json... --out DIR [--runtime-import MODULE]';
+
+/** The module generated code imports its runtime from, unless --runtime-import says otherwise. */
+export const DEFAULT_RUNTIME_IMPORT = 'starnix-pager/fidl';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -22,6 +31,7 @@ export interface CliIo {
 /** Runs the compiler; returns the exit status (0 ok, 1 compile error, 2 usage error). */
 export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): number {
   let outDir: string | null = null;
+  let runtimeImport = DEFAULT_RUNTIME_IMPORT;
   let irMode = false;
   const inputs: string[] = [];
   // --available fuchsia:HEAD (as fidlc): the version each platform is compiled at; default HEAD.
@@ -34,6 +44,12 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
         return 2;
       }
       outDir = argv[++i];
+    } else if (a === '--runtime-import') {
+      if (i + 1 >= argv.length) {
+        io.stderr.write(`--runtime-import needs a module name\n${USAGE}\n`);
+        return 2;
+      }
+      runtimeImport = argv[++i];
     } else if (a === '--available') {
       try {
         const [platform, version] = parseTarget(argv[++i] ?? '');
@@ -66,7 +82,7 @@ export function runCodegen(argv: string[], io: CliIo = { stdout: process.stdout,
     return 1;
   }
   try {
-    const files = generateTypeScript(roots);
+    const files = generateTypeScript(roots, { runtimeImport });
     fs.mkdirSync(outDir, { recursive: true });
     for (const f of files) {
       fs.writeFileSync(path.join(outDir, f.path), f.content);

@@ -10,7 +10,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
-#include <sys/inotify.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -22,6 +21,7 @@
 #include <set>
 
 #include "mapping_registry.h"
+#include "close_watch.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -535,8 +535,9 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (p->epoll_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_create1", errno));
   p->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->stop_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd", errno));
-  p->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (p->inotify_fd_ < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_init1", errno));
+  // Close events come from the process's one inotify instance (close_watch.h), through a mailbox.
+  p->close_box_ = std::make_shared<closewatch::Mailbox>();
+  if (p->close_box_->fd() < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("eventfd(close events)", errno));
   // Close-on-exec: a child never uses it (it would name the parent's fds).
   p->proc_fd_dir_ = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   uffd::Created u = uffd::Create();
@@ -550,11 +551,11 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   ev.data.u64 = kStopTag;
   if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->stop_fd_, &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(stop)", errno));
-  // Edge-triggered: one close event wakes one pager thread (HandleInotify drains to EAGAIN),
-  // not every idle one, which then queue on inotify_mu_.
+  // Edge-triggered: one batch of close events wakes one pager thread (HandleInotify takes them
+  // all), not every idle one, which then queue on inotify_mu_.
   ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kInotifyTag;
-  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->inotify_fd_, &ev) != 0)
+  if (epoll_ctl(p->epoll_fd_, EPOLL_CTL_ADD, p->close_box_->fd(), &ev) != 0)
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("epoll_ctl(inotify)", errno));
   ev.events = EPOLLIN;
   // A semaphore: each read takes one job's token.
@@ -611,7 +612,8 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
 // No thread uses the pager's own fds any more.
 Pager::~Pager() {
   Stop();
-  for (int* fd : {&epoll_fd_, &stop_fd_, &inotify_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
+  FailQueuedJobs();  // none should be left; a claim left with waiters would keep its file alive
+  for (int* fd : {&epoll_fd_, &stop_fd_, &proc_fd_dir_, &recheck_timer_fd_, &jobs_fd_, &fill_uffd_, &backing_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -729,8 +731,8 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
     // most registered files are never read, and the registration is the costly part.
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", file->memfd);
-    file->wd = inotify_add_watch(inotify_fd_, path, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-    if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", errno));
+    file->wd = closewatch::Watch(path, close_box_);
+    if (file->wd < 0) return Status::Error(ZX_ERR_NO_RESOURCES, Errno("inotify_add_watch", -file->wd));
   }
   // A fresh description: its lock (and so the file) lives as long as any fd or mapping of it.
   int reopened;
@@ -747,9 +749,7 @@ Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t siz
   int err = handle.get() < 0 ? errno : 0;
   if (err == 0 && flock(handle.get(), LOCK_SH | LOCK_NB) != 0) err = errno;
   if (err != 0) {
-    if (*created) {
-      inotify_rm_watch(inotify_fd_, file->wd);
-    }
+    if (*created) closewatch::Unwatch(file->wd);
     return Status::Error(ZX_ERR_NO_RESOURCES, Errno("opening a handle to the memfd", err));
   }
   if (*created) {
@@ -957,7 +957,7 @@ bool Pager::MaybeForgetLocked(std::shared_ptr<PagedFile> file,
     if (errno != EWOULDBLOCK) Log(LogLevel::kError, Errno("flock(memfd)", errno));
     return false;
   }
-  if (inotify_rm_watch(inotify_fd_, file->wd) != 0) Log(LogLevel::kDebug, Errno("inotify_rm_watch", errno));
+  closewatch::Unwatch(file->wd);
   inode_by_wd_.erase(file->wd);
   auto it = files_.find(file->inode);
   if (it != files_.end() && it->second == file) files_.erase(it);
@@ -1016,21 +1016,7 @@ void Pager::HandleInotify() {
   std::lock_guard<std::mutex> reader(inotify_mu_);
   std::set<int> wds;
   bool overflow = false;
-  alignas(struct inotify_event) char buf[4096];
-  for (;;) {
-    ssize_t n = read(inotify_fd_, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) Log(LogLevel::kError, Errno("read(inotify)", errno));
-      break;
-    }
-    for (char* p = buf; p < buf + n;) {
-      auto* e = reinterpret_cast<struct inotify_event*>(p);
-      if (e->mask & IN_Q_OVERFLOW) overflow = true;
-      if (e->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) wds.insert(e->wd);
-      p += sizeof(struct inotify_event) + e->len;
-    }
-  }
+  close_box_->Take(&wds, &overflow);
   std::vector<std::pair<uint32_t, std::string>> forgotten;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1152,6 +1138,13 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   if (att->inconsistent) {
     failures_++;
     FailPages(att->uffd, fault_page, page, "a fault of an inconsistent mapping", page);
+    return;
+  }
+  if (stopping_) {
+    // Stop does not wait for the threads: one still serving must not start new claims or jobs
+    // that no thread will ever fill. The pager is gone for this reader.
+    failures_++;
+    FailPages(att->uffd, fault_page, page, "a fault after stop", page);
     return;
   }
   const uint64_t fo = fault_page - att->address + att->offset;
@@ -1379,7 +1372,12 @@ void Pager::ThreadMain(int index) {
     }
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
-      if (tag == kStopTag) return;
+      if (tag == kStopTag) {
+        // A fault this thread served while Stop ran may have queued read-ahead after Stop took
+        // the queue: fail those too, before the last reference to the pager can go.
+        FailQueuedJobs();
+        return;
+      }
       if (tag == kInotifyTag) {
         HandleInotify();
         continue;
@@ -1408,6 +1406,7 @@ void Pager::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopped_) return;
     stopped_ = true;
+    stopping_ = true;
   }
   // Tell the threads, and do not wait for them: a thread may be in a read of a backing that never
   // answers. Each holds the pager, which lives until the last one leaves.
@@ -1415,23 +1414,7 @@ void Pager::Stop() {
     uint64_t one = 1;
     if (write(stop_fd_, &one, sizeof one) != sizeof one) Log(LogLevel::kError, Errno("write(stop eventfd)", errno));
   }
-  // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
-  std::deque<FillJob> jobs;
-  {
-    std::lock_guard<std::mutex> lock(jobs_mu_);
-    jobs.swap(jobs_);
-  }
-  for (auto& job : jobs) {
-    for (auto& w : job.claim->waiters) {
-      failures_++;
-      const uint64_t wpage = w.first->file->page;
-      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
-    }
-    // The claim stays in its file's list and each waiter holds its attachment, which holds the
-    // file: without this the file (memfd, pager mapping) and the uffds would never be freed.
-    job.claim->waiters.clear();
-  }
-  jobs.clear();
+  FailQueuedJobs();
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments;
   std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files;
   {
@@ -1440,6 +1423,9 @@ void Pager::Stop() {
     files.swap(files_);
     inode_by_wd_.clear();
   }
+  // The inotify instance is the process's: its watches of these files go now (a watch pins its
+  // memfd's inode).
+  for (auto& entry : files) closewatch::Unwatch(entry.second->wd);
   // Faults still queued will never be served: fail them rather than leave readers waiting.
   for (auto& entry : attachments) {
     FailQueued(*entry.second);
@@ -1453,6 +1439,32 @@ void Pager::Stop() {
   // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.
   attachments.clear();
   files.clear();
+}
+
+void Pager::FailQueuedJobs() {
+  // Read-ahead never filled: faults that waited on it will not be served either. Fail them.
+  std::deque<FillJob> jobs;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs.swap(jobs_);
+  }
+  for (auto& job : jobs) {
+    // Out of its file's list first, under fill_mu, so that no thread still serving a fault can
+    // join it as a waiter afterwards: a waiter holds its attachment, which holds the file, which
+    // holds the claim, and the memfd, pager mapping and uffds would never be freed.
+    std::vector<std::pair<std::shared_ptr<Attachment>, uint64_t>> waiters;
+    {
+      PagedFile& f = *job.att->file;
+      std::lock_guard<std::mutex> lock(f.fill_mu);
+      f.claims.erase(std::remove(f.claims.begin(), f.claims.end(), job.claim), f.claims.end());
+      waiters.swap(job.claim->waiters);
+    }
+    for (auto& w : waiters) {
+      failures_++;
+      const uint64_t wpage = w.first->file->page;
+      FailPages(w.first->uffd, RoundDown(w.second, wpage), wpage, "a fault waiting on read-ahead at stop", wpage);
+    }
+  }
 }
 
 void Pager::FailQueued(Attachment& att) {

@@ -20,7 +20,8 @@
 //
 // File lifetime (the seed's VMO_ZERO_CHILDREN): every handle given out is a fresh open file
 // description holding a shared flock(). A description stays open while any fd or mapping of it
-// exists, and its lock goes away with it. inotify IN_CLOSE_* on the memfd tells the pager when
+// exists, and its lock goes away with it. inotify IN_CLOSE_* on the memfd (from the process's one
+// inotify instance, close_watch.h, not one per pager) tells the pager when
 // to look (inotify merges identical successive events, so events are only triggers); the truth
 // is whether the pager's own description can take LOCK_EX. When it can, the file is forgotten.
 //
@@ -62,6 +63,7 @@
 #include <vector>
 
 #include "trace_ring.h"
+#include "close_watch.h"
 #include "zx_status.h"
 
 namespace starnix {
@@ -175,6 +177,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Reads what is queued on a uffd that will not be served any more (bounded), poisons its faults
   // (the readers get SIGBUS, not a wait for ever) and closes the fds its events delivered.
   void FailQueued(Attachment& att);
+  // Fails the faults waiting on queued read-ahead jobs and drops the jobs (at Stop, and by each
+  // thread as it leaves: Stop does not wait for a thread that may still queue one).
+  void FailQueuedJobs();
   // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
   // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
@@ -234,7 +239,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   ForgottenFn forgotten_;
   int epoll_fd_ = -1;
   int stop_fd_ = -1;      // eventfd: readable once Stop() is called
-  int inotify_fd_ = -1;
+  std::shared_ptr<closewatch::Mailbox> close_box_;  // close events of this pager's memfds
   // /proc/self/fd as a directory: a memfd is reopened with openat(proc_fd_dir_, "N"), one path
   // step instead of resolving /proc, self and fd again each time (-1: fall back to the full path).
   int proc_fd_dir_ = -1;
@@ -243,6 +248,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
 
   std::mutex mu_;  // guards everything below
   bool stopped_ = false;
+  std::atomic<bool> stopping_{false};  // stopped_, readable without mu_ by the fault path
   std::unordered_map<uint32_t, std::shared_ptr<PagedFile>> files_;   // by inode
   std::unordered_map<int, uint32_t> inode_by_wd_;
   std::map<uint64_t, std::shared_ptr<Attachment>> attachments_;

@@ -6,6 +6,10 @@ import * as path from 'path';
 export type NativeAddon = any;
 
 function load(): NativeAddon {
+  // STARNIX_PAGER_NATIVE names another build of the addon: the sanitizer runs
+  // (scripts/test_sanitize.sh) load build-sanitize/<variant>/build/Release/starnix_native.node.
+  const chosen = process.env.STARNIX_PAGER_NATIVE;
+  if (chosen) return require(path.resolve(chosen));
   // Works both from src/ (ts-jest) and from dist/src/ (compiled).
   const candidates = [
     path.join(__dirname, '..', 'build', 'Release', 'starnix_native.node'),
@@ -20,8 +24,12 @@ function load(): NativeAddon {
       if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
     }
   }
+  // Installed as a dependency, the addon builds in the package's install script (node-gyp); an
+  // install that skipped scripts (--ignore-scripts, or npm's allowScripts policy) has none.
   throw new Error(
-    `starnix-pager: the native addon is not built (run \`npm install\` or \`npm run build:native\`): ${String(lastError)}`,
+    'starnix-pager: the native addon is not built: run `npm rebuild starnix-pager` (as a dependency: allow its ' +
+      'install script with "allowScripts": {"starnix-pager": true} in your package.json), or `npm run build:native` ' +
+      `in a checkout (${String(lastError).split('\n')[0]})`,
   );
 }
 

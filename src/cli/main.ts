@@ -84,6 +84,16 @@ ${SERVER_OPTION_HELP}`,
   --offset O, --length L write only [O, O+L) of the file
 ${SERVER_OPTION_HELP}`,
   },
+  codegen: {
+    synopsis: 'codegen FIDL_FILES... --out DIR [--runtime-import MODULE]',
+    summary: 'compile .fidl files to TypeScript bindings (one module per library)',
+    details: `The generated modules import the FIDL runtime from MODULE, by default 'starnix-pager/fidl'
+(this package's public runtime), so they work in any project that depends on starnix-pager.
+  --out DIR              where to write DIR/<library_name>.ts
+  --runtime-import M     the module to import the runtime from (default starnix-pager/fidl)
+  --ir                   the inputs are fidlc's JSON IR, not .fidl sources
+Include fidl/zx.fidl from this package when a library uses zx.`,
+  },
   suspend: {
     synopsis: 'suspend --cgroup DIR [--wake-after-ms MS] [--wake-on-stdin] [--wake-lock-after-ms MS] [--json] [--svc-dir DIR | --wake-timeout-ms MS]',
     summary: 'freeze a cgroup v2 directory through SuspendContainer until a wake source fires',
@@ -361,6 +371,8 @@ async function run(argv: string[]): Promise<number> {
         method: values.method as string | undefined,
       }, process.stdout);
     }
+    case 'codegen':
+      return runCodegenCommand(rest);
     case 'suspend': {
       const { values, positionals: pos } = parse(command, rest, {
         ...LOG_OPTIONS,
@@ -407,6 +419,17 @@ async function run(argv: string[]): Promise<number> {
     default:
       throw new Error(`command ${command} has no case`);
   }
+}
+
+/** The FIDL compiler (codegen/cli.ts), its messages in this CLI's one-line form. */
+async function runCodegenCommand(args: string[]): Promise<number> {
+  const { runCodegen } = await import('../../codegen/cli');
+  let errors = '';
+  const code = runCodegen(args, { stdout: process.stdout, stderr: { write: (s: string) => (errors += s) } });
+  const lines = errors.split('\n').filter((l) => l !== '' && !/^\s*(usage: |starnix-pager codegen )/.test(l));
+  if (code === 2) throw usage('codegen', lines[0] ?? 'needs FIDL_FILES... and --out DIR');
+  for (const l of lines) process.stderr.write(`starnix-pager: codegen: ${l}\n`);
+  return code;
 }
 
 function readStdin(): Buffer {

@@ -104,11 +104,17 @@ export class PagerClientConnection {
     return { client: this.mapperClient, fd: this.mapperFd };
   }
 
+  /** Closes the connection (Manager and Mapper). Pagers, files and mappings made through it
+   *  stay usable until closed themselves: each holds its own channel or handle. Idempotent. */
   close(): void {
     this.manager.close();
     this.mapperClient?.close();
     if (this.mapperFd >= 0) new Handle(this.mapperFd).close();
     this.mapperFd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
@@ -134,6 +140,10 @@ export class RemotePager {
 
   close(): void {
     this.client.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
@@ -167,7 +177,12 @@ export class PagedFile {
     }
   }
 
+  /** Closes this handle of the file; mappings made from it stay readable until closed. */
   close(): void {
     this.handle.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -137,6 +137,10 @@ export class FileMapping {
     inner.close();
   }
 
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private live(): any {
     if (this.inner === null) {

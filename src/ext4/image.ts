@@ -134,6 +134,11 @@ export class Ext4Image implements BlockSource {
     if (this.ownsFd) fs.closeSync(this.reader.fd);
   }
 
+  /** close(), for `using image = Ext4Image.open(...)`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   /** Reads one block (BlockSource for the tree walkers). */
   readBlock(block: bigint, what: string): Buffer {
     this.checkOpen();

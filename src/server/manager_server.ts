@@ -77,6 +77,9 @@ export class ManagerConnection implements runner.ManagerHandler {
     let pagerChannel: Channel;
     try {
       pagerChannel = Channel.fromHandle(pager, { name: `${this.channel.name}/pager`, tap: this.channel.tap?.derive(runner.PagerProtocol.name) });
+      // A pager opened over a connection that does not keep the process alive (an embedded
+      // service's) does not either.
+      if (!this.channel.holdsProcess) pagerChannel.unref();
     } catch (e) {
       backingVmo?.close();
       logger.error('CreatePager: the pager server_end is not a channel', { channel: this.channel.name, error: String(e) });

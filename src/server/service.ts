@@ -45,6 +45,13 @@ export interface PagerServiceOptions {
   recordFile?: string;
   /** Bound on the record file's size (default DEFAULT_RECORD_MAX_BYTES). */
   recordMaxBytes?: number;
+  /**
+   * Whether the listening sockets and the connections keep the process alive (default true, as
+   * a server's should). An EmbeddedService serves only its own process, so it sets false: the
+   * process lives as long as its clients' ends of the connections, and an idle service never
+   * holds up its exit.
+   */
+  holdsProcess?: boolean;
   /** Write a Perfetto trace of the service to this file (see src/trace); off by default. */
   traceFile?: string;
 }
@@ -73,11 +80,13 @@ export class PagerService {
   readonly suspend: SuspendManager;
   private readonly stateFile: string;
   private recorder: FidlRecorder | undefined;
+  private readonly holdsProcess: boolean;
   private tracer: ServiceTracer | undefined;
   private closed = false;
 
   private constructor(opts: PagerServiceOptions) {
     this.svcDir = opts.svcDir;
+    this.holdsProcess = opts.holdsProcess ?? true;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.pagerOptions = {
       threads: opts.threads,
@@ -105,6 +114,7 @@ export class PagerService {
         listenService(opts.svcDir, runner.ManagerDiscoverableName, (ch, peer) => service.acceptManager(ch, peer), listenOpts),
         listenService(opts.svcDir, mapper.MapperDiscoverableName, (ch, peer) => service.acceptMapper(ch, peer), listenOpts),
       );
+      if (!service.holdsProcess) for (const l of service.listeners) l.unref();
     } catch (e) {
       service.close();
       throw e;
@@ -128,6 +138,7 @@ export class PagerService {
 
   private acceptManager(ch: Channel, peer: PeerCredentials): void {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    if (!this.holdsProcess) ch.unref(); // and so the pagers opened over it (ManagerConnection)
     ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
     const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, this.tracer?.connection(ch.name, peer));
     this.track(ch, conn);
@@ -135,6 +146,7 @@ export class PagerService {
 
   private acceptMapper(ch: Channel, peer: PeerCredentials): void {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
+    if (!this.holdsProcess) ch.unref();
     ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
     this.track(ch, new MapperConnection(ch, this.limits, this.tracer?.connection(ch.name, peer)));
   }
@@ -177,25 +189,60 @@ export class PagerService {
     this.tracer?.close();
     logger.info('service closed', { svcDir: this.svcDir });
   }
+
+  /** close(), for `using service = PagerService.start(...)`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
-/** An in-process service in a private temporary service directory (the CLI's default). */
+/** Embedded services not closed yet: their folders are removed when the process exits. */
+const liveEmbedded = new Set<EmbeddedService>();
+let exitHookInstalled = false;
+
+function removeFoldersAtExit(): void {
+  for (const e of [...liveEmbedded]) e.close();
+}
+
+/**
+ * An in-process service in a private temporary service directory (the CLI's default). It never
+ * keeps the process alive by itself (holdsProcess: false), and its folder goes with it: at
+ * close(), or when the process exits without close() (not when it dies by a signal it does
+ * not handle).
+ */
 export class EmbeddedService {
+  private closed = false;
+
   private constructor(readonly service: PagerService, readonly svcDir: string) {}
 
   static start(opts: Omit<PagerServiceOptions, 'svcDir'> = {}): EmbeddedService {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'starnix-pager-svc-'));
     fs.chmodSync(dir, 0o700);
+    let embedded: EmbeddedService;
     try {
-      return new EmbeddedService(PagerService.start({ ...opts, svcDir: dir }), dir);
+      embedded = new EmbeddedService(PagerService.start({ holdsProcess: false, ...opts, svcDir: dir }), dir);
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
     }
+    liveEmbedded.add(embedded);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', removeFoldersAtExit);
+    }
+    return embedded;
   }
 
+  /** Stops the service and removes its folder. Idempotent; any order with its clients' close(). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    liveEmbedded.delete(this);
     this.service.close();
     fs.rmSync(this.svcDir, { recursive: true, force: true });
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -20,6 +20,8 @@ export const CATEGORY = 'starnix_pager';
 
 /** How often the pager threads' rings are drained and the counters sampled. */
 const FLUSH_INTERVAL_MS = 100;
+/** memfd pages resident costs an fstat per registered file: sampled every this many flushes (1 s). */
+const RESIDENT_EVERY = 10;
 
 type Annotation = { name: string; value: { case: 'boolValue'; value: boolean } | { case: 'uintValue'; value: bigint } | { case: 'intValue'; value: bigint } | { case: 'stringValue'; value: string } };
 
@@ -67,8 +69,11 @@ export class ServiceTracer {
   private readonly stoppedTotals = { bytesSupplied: 0n, faults: 0n };
   private filesRegistered = 0n;
   private droppedRecords = 0;
+  private flushes = 0;
+  private resident = 0n;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private closing = false;
 
   private constructor(file: PerfettoTraceFile) {
     this.file = file;
@@ -241,13 +246,15 @@ export class ServiceTracer {
   private sampleCounters(): void {
     let supplied = this.stoppedTotals.bytesSupplied;
     let faults = this.stoppedTotals.faults;
+    const sampleResident = this.flushes++ % RESIDENT_EVERY === 0 || this.closing;
     let resident = 0n;
     for (const p of this.pagers.values()) {
       const s: PagerStats = p.pager.stats();
       supplied += s.bytesSupplied;
       faults += BigInt(s.faults);
-      resident += p.pager.residentBytes();
+      if (sampleResident) resident += p.pager.residentBytes();
     }
+    if (sampleResident) this.resident = resident;
     const now = traceClockNs();
     const packets: PacketInit[] = [];
     const set = (c: { track: bigint; last: bigint | null }, v: bigint) => {
@@ -258,7 +265,7 @@ export class ServiceTracer {
     set(this.counters.bytesSupplied, supplied);
     set(this.counters.faults, faults);
     set(this.counters.files, this.filesRegistered);
-    set(this.counters.residentPages, resident / 4096n);
+    set(this.counters.residentPages, this.resident / 4096n);
     this.file.write(packets);
   }
 
@@ -266,6 +273,7 @@ export class ServiceTracer {
   close(): void {
     if (this.closed) return;
     clearInterval(this.timer);
+    this.closing = true;
     this.flush();
     this.closed = true;
     this.file.close();

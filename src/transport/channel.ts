@@ -223,13 +223,22 @@ export class Channel extends EventEmitter {
   /** Lets the process exit while this channel is open (like net.Socket.unref). */
   unref(): this {
     if (!this.isClosed) this.nativeChannel.unref();
+    this.refd = false;
     return this;
   }
 
   ref(): this {
     if (!this.isClosed) this.nativeChannel.ref();
+    this.refd = true;
     return this;
   }
+
+  /** Whether this channel keeps the process alive (ref(), the default) or not (unref()). */
+  get holdsProcess(): boolean {
+    return this.refd;
+  }
+
+  private refd = true;
 
   private checkSend(bytes: Uint8Array, handles: Handle[]): ChannelError | null {
     if (this.isClosed) {

@@ -161,3 +161,44 @@ describe('failures: status 1, one line with the prefix', () => {
     expect(r.stderr).toMatch(/^starnix-pager: warn: CreatePager refused: block size 1000/m);
   });
 });
+
+// README, Requirements: without the privileges for a full userfaultfd, the server and the client
+// fall back to a user-mode-only one; serve says so, and cat still reads every byte.
+function userModeOnlyUnavailable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root to switch to uid 65534';
+  if (spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status !== 0) return 'no setpriv (util-linux)';
+  if (fs.readFileSync('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').trim() !== '0') return 'vm.unprivileged_userfaultfd=1: every user has a full uffd here';
+  return null;
+}
+const noUserModeOnly = userModeOnlyUnavailable();
+
+(noUserModeOnly === null ? test : test.skip)(
+  `as uid 65534 (no userfaultfd privilege): serve warns of the user-mode-only fallback, cat through it reads every byte${noUserModeOnly === null ? '' : ` (skipped: ${noUserModeOnly})`}`,
+  async () => {
+    const asNobody = (args: string[]) => ['--reuid=65534', '--regid=65534', '--clear-groups', CLI, ...args];
+    const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-nobody-'));
+    fs.chmodSync(shared, 0o777);
+    try {
+      fs.copyFileSync(image, path.join(shared, 'img'));
+      fs.chmodSync(path.join(shared, 'img'), 0o644);
+      const svc = path.join(shared, 'svc');
+      const server = execFile('setpriv', asNobody(['serve', '--svc-dir', svc]), { env: ENV });
+      let serverErr = '';
+      server.stderr!.on('data', (d) => (serverErr += d));
+      const deadline = Date.now() + 20_000;
+      while (!fs.existsSync(path.join(svc, 'fuchsia.starnix.runner.Manager')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const viaServer = spawnSync('setpriv', asNobody(['cat', path.join(shared, 'img'), '/big', '--svc-dir', svc]), { env: ENV, maxBuffer: 1 << 26 });
+      const embedded = spawnSync('setpriv', asNobody(['cat', path.join(shared, 'img'), '/big']), { env: ENV, maxBuffer: 1 << 26 });
+      const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+      server.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(serverErr).toMatch(/^starnix-pager: warning: only a user-mode-only userfaultfd is allowed here .* fails with EFAULT/m);
+      for (const r of [viaServer, embedded]) {
+        expect({ status: r.status, stderr: r.stderr.toString() }).toEqual({ status: 0, stderr: '' });
+        expect(r.stdout.equals(Buffer.alloc(8 << 20, 7))).toBe(true);
+      }
+    } finally {
+      fs.rmSync(shared, { recursive: true, force: true });
+    }
+  },
+);

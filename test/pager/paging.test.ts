@@ -3,10 +3,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { execFileSync } from 'child_process';
 import { NativePager, PagerError, findPagerForFile } from '../../src/pager/native_pager';
 import { FileMapping } from '../../src/client/mapping';
 import { openFile, memfdPager, waitFor, ext, openFdCount, PAGE, socketPair } from './helpers';
+import { mountStallfs, stallfsUnavailable } from '../support/fuse';
 
 function randomBytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -174,46 +174,44 @@ describe('I/O errors', () => {
     }
   });
 
-  test('device-mapper error target over a loop device: EIO on exactly those pages', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pager-dm-'));
-    const file = path.join(dir, 'disk');
-    const data = randomBytes(4 << 20, 9);
-    fs.writeFileSync(file, data);
-    let loop = '';
-    const dmName = `pager-test-${process.pid}`;
-    let dmMade = false;
-    try {
+  // A real failing backing: a FUSE file system of the tests' own (test/support/fuse/stallfs.c)
+  // serving the data file, whose reads of chosen bytes fail with EIO in the kernel's read path
+  // (device-mapper's error target, the usual tool, is not available on these machines).
+  const noFuse = stallfsUnavailable();
+  (noFuse === null ? test : test.skip)(
+    `a backing on a file system that fails reads of chosen bytes with EIO: EIO on exactly those pages${noFuse === null ? '' : ` (skipped: ${noFuse})`}`,
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pager-eio-'));
+      const file = path.join(dir, 'disk');
+      const data = randomBytes(4 << 20, 9);
+      fs.writeFileSync(file, data);
+      // Bytes [1 MiB, 1 MiB + 64 KiB) fail: file pages 256..271.
+      const fsys = await mountStallfs(file, { fail: [[1 << 20, (1 << 20) + (64 << 10)]] });
       try {
-        loop = execFileSync('losetup', ['-f', '--show', file], { encoding: 'utf8' }).trim();
-        // Sectors: good [0, 2048), error [2048, 2176) = bytes [1 MiB, 1 MiB + 64 KiB), good after.
-        const table = `0 2048 linear ${loop} 0\n2048 128 error\n2176 6016 linear ${loop} 2176\n`;
-        execFileSync('dmsetup', ['create', dmName], { input: table, stdio: ['pipe', 'pipe', 'pipe'] });
-        dmMade = true;
-      } catch (e) {
-        console.warn(`SKIPPED: cannot make a device-mapper error target here (${String(e).split('\n')[0]}); ` +
-          'the truncated-backing test covers the same fault path with a real kernel error');
-        return;
-      }
-      const backing = fs.openSync(`/dev/mapper/${dmName}`, 'r');
-      const pager = NativePager.create(backing, 4096);
-      try {
-        const f = openFile(pager, 'dm', 1, 4 << 20, [ext(0, 1024, 0)]);
-        for (let page = 0; page < 1024; page++) {
-          const bad = page >= 256 && page < 272;
-          if (bad) expect(() => f.mapping.read(page * 4096, 4096)).toThrow(expect.objectContaining({ code: 'EIO' }));
-          else expect(f.mapping.read(page * 4096, 4096).equals(data.subarray(page * 4096, (page + 1) * 4096))).toBe(true);
+        const backing = fs.openSync(fsys.filePath, 'r');
+        const pager = NativePager.create(backing, 4096);
+        try {
+          const f = openFile(pager, 'eio', 1, 4 << 20, [ext(0, 1024, 0)]);
+          for (let page = 0; page < 1024; page++) {
+            const bad = page >= 256 && page < 272;
+            if (bad) expect(() => f.mapping.read(page * 4096, 4096)).toThrow(expect.objectContaining({ code: 'EIO' }));
+            else expect(f.mapping.read(page * 4096, 4096).equals(data.subarray(page * 4096, (page + 1) * 4096))).toBe(true);
+          }
+          // A failed page stays failed: never zeros on a second look.
+          expect(() => f.mapping.read(260 * 4096, 16)).toThrow(expect.objectContaining({ code: 'EIO' }));
+          expect(fsys.counters().failed_reads).toBeGreaterThan(0);
+          expect(pager.stats().failures).toBeGreaterThanOrEqual(16);
+          f.close();
+        } finally {
+          pager.stop();
+          fs.closeSync(backing);
         }
-        f.close();
       } finally {
-        pager.stop();
-        fs.closeSync(backing);
+        await fsys.unmount();
+        fs.rmSync(dir, { recursive: true });
       }
-    } finally {
-      if (dmMade) execFileSync('dmsetup', ['remove', dmName]);
-      if (loop) execFileSync('losetup', ['-d', loop]);
-      fs.rmSync(dir, { recursive: true });
-    }
-  });
+    },
+  );
 });
 
 describe('arguments', () => {

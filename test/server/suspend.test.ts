@@ -20,6 +20,7 @@ import { EventPair, ZX_EVENTPAIR_SIGNALED } from '../../src/transport/eventpair'
 import { Handle } from '../../src/transport/handle';
 import { createEventFd } from '../../src/transport/stand_ins';
 import { TestContainer, cgroupParent, cgroupSkipReason, sleep } from '../support/cgroup';
+import { mountStallfs, stallfsUnavailable } from '../support/fuse';
 import { captureLogs } from '../support/log_capture';
 
 const skipReason = cgroupSkipReason();
@@ -52,6 +53,19 @@ async function until(what: string | (() => string), cond: () => boolean, timeout
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(5);
   }
+}
+
+/**
+ * Adds an eventfd wake source named `name` to c (the test raises it with eventfdAdd), asks to
+ * suspend c and waits until the kernel says it is frozen. The suspend's reply is `pending`.
+ */
+async function frozenWithEventfd(manager: runner.ManagerClient, c: TestContainer, name = 'ev') {
+  const ev = eventfd();
+  manager.addWakeSource({ containerJob: c.openHandle(), name, handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
+  const pending = manager.suspendContainer({ containerJob: c.openHandle() });
+  pending.catch(() => {}); // some tests end the suspend without a reply
+  await until('frozen', () => c.events().frozen);
+  return { ev, pending };
 }
 
 function startService(wakeTimeoutMs = 20_000): void {
@@ -101,10 +115,7 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
   // ---------------------------------------------------------------- wake paths
   test('an eventfd wake source: frozen until it is signalled, then resumed with its name and the time', async () => {
     const c = await container('eventfd');
-    const ev = eventfd();
-    client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'button', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    const pending = client.managerClient.suspendContainer({ containerJob: c.openHandle(), suspendDebounceDuration: 1_000_000n });
-    await until('frozen', () => c.events().frozen);
+    const { ev, pending } = await frozenWithEventfd(client.managerClient, c, 'button');
     expect(await c.staysStill()).toBe(true);
     native.eventfdAdd(ev.fd, 1);
     const r = await pending;
@@ -122,7 +133,8 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
     const ev = eventfd();
     native.eventfdAdd(ev.fd, 1);
     client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'held', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    const r = await client.managerClient.suspendContainer({ containerJob: c.openHandle() });
+    // A debounce duration is accepted and, as upstream's runner does, not used.
+    const r = await client.managerClient.suspendContainer({ containerJob: c.openHandle(), suspendDebounceDuration: 1_000_000n });
     expect(r).toMatchObject({ ok: true, value: { resumeReason: 'held' } });
     await c.waitCounting();
     ev.close();
@@ -305,10 +317,7 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
 
   test('a second suspend of the same container while the first is under way: SUSPEND_FAILURE; the first goes on', async () => {
     const c = await container('twice');
-    const ev = eventfd();
-    client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    const first = client.managerClient.suspendContainer({ containerJob: c.openHandle() });
-    await until('frozen', () => c.events().frozen);
+    const { ev, pending: first } = await frozenWithEventfd(client.managerClient, c);
     expect(await client.managerClient.suspendContainer({ containerJob: c.openHandle() })).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
     expect(c.events().frozen).toBe(true);
     native.eventfdAdd(ev.fd, 1);
@@ -319,10 +328,7 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
 
   test('a container that empties while frozen: SUSPEND_FAILURE, and the cgroup is left thawed', async () => {
     const c = await container('empties');
-    const ev = eventfd();
-    client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    const pending = client.managerClient.suspendContainer({ containerJob: c.openHandle() });
-    await until('frozen', () => c.events().frozen);
+    const { ev, pending } = await frozenWithEventfd(client.managerClient, c);
     await c.kill();
     expect(await pending).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
     expect(fs.readFileSync(path.join(c.path, 'cgroup.freeze'), 'latin1').trim()).toBe('0');
@@ -331,11 +337,7 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
 
   test('the connection that asked closes mid-suspend: the container is thawed', async () => {
     const c = await container('asker-gone');
-    const ev = eventfd();
-    client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    const pending = client.managerClient.suspendContainer({ containerJob: c.openHandle() });
-    pending.catch(() => {});
-    await until('frozen', () => c.events().frozen);
+    const { ev } = await frozenWithEventfd(client.managerClient, c);
     client.close();
     await until('thawed', () => !c.events().frozen);
     await c.waitCounting();
@@ -344,10 +346,7 @@ describeCgroups(title('SuspendContainer on real cgroups'), () => {
 
   test('the service closing thaws what it froze', async () => {
     const c = await container('service-close');
-    const ev = eventfd();
-    client.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    client.managerClient.suspendContainer({ containerJob: c.openHandle() }).catch(() => {});
-    await until('frozen', () => c.events().frozen);
+    const { ev } = await frozenWithEventfd(client.managerClient, c);
     svc.close();
     expect(c.events().frozen).toBe(false); // synchronously, before close() returned
     await c.waitCounting();
@@ -388,10 +387,7 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
   async function suspendThrough(c: TestContainer): Promise<{ ev: Handle; conn: PagerClientConnection }> {
     await until(() => `the server listens (stderr: ${serverStderr})`, () => fs.existsSync(path.join(dir, runner.ManagerDiscoverableName)), 30_000);
     const conn = PagerClientConnection.connect(dir);
-    const ev = eventfd();
-    conn.managerClient.addWakeSource({ containerJob: c.openHandle(), name: 'ev', handle: ev.duplicate(), signals: ZX_EVENT_SIGNALED });
-    conn.managerClient.suspendContainer({ containerJob: c.openHandle() }).catch(() => {});
-    await until('frozen', () => c.events().frozen);
+    const { ev } = await frozenWithEventfd(conn.managerClient, c);
     return { ev, conn };
   }
 
@@ -440,5 +436,37 @@ describeCgroups(title('a server process stopped while a container is frozen'), (
     await c.waitCounting();
     expect(fs.existsSync(ledger)).toBe(false);
     ev.close();
+  });
+});
+
+// ---------------------------------------------------------------- a task that cannot freeze
+// A process blocked in a read that its FUSE daemon never answers sleeps in the kernel, where the
+// freezer cannot stop it: the cgroup never reports frozen.
+const fuseSkip = skipReason ?? stallfsUnavailable();
+(fuseSkip === null ? describe : describe.skip)(title(`a container that cannot freeze${fuseSkip !== null && skipReason === null ? ` [skipped: ${fuseSkip}]` : ''}`), () => {
+  test('not frozen within freezeTimeoutMs: SUSPEND_FAILURE, and the cgroup is thawed', async () => {
+    containers = [];
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'freeze-stuck-'));
+    const backing = path.join(tmp, 'backing');
+    fs.writeFileSync(backing, Buffer.alloc(65536, 7));
+    const fsys = await mountStallfs(backing, { stallRead: true, directIo: true });
+    const local = EmbeddedService.start({ suspend: { freezeTimeoutMs: 1500 } });
+    const conn = PagerClientConnection.connect(local.svcDir);
+    const c = await container('stuck', { counting: false });
+    const reader = spawn('sh', ['-c', `echo $$ > '${c.path}/cgroup.procs' && exec cat '${fsys.filePath}' > /dev/null`], { stdio: 'ignore' });
+    try {
+      await fsys.waitStalling(1, 10_000);
+      const r = await conn.managerClient.suspendContainer({ containerJob: c.openHandle() });
+      expect(r).toEqual({ ok: false, error: runner.SuspendError.SUSPEND_FAILURE });
+      expect(fs.readFileSync(path.join(c.path, 'cgroup.freeze'), 'latin1').trim()).toBe('0');
+      expect(c.events().frozen).toBe(false);
+    } finally {
+      conn.close();
+      local.close();
+      reader.kill('SIGKILL');
+      await fsys.unmount();
+      for (const x of containers) await x.remove();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
