@@ -13,6 +13,7 @@
         "native/handle_info.cc",
         "native/memfd.cc",
         "native/transport_service.cc",
+        "native/server_resources.cc",
         "native/pager.cc",
         "native/mapping.cc",
         "native/pager_core.cc",

@@ -5,6 +5,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   starnix::InitChannel(env, exports);
   starnix::InitHandleInfo(env, exports);
   starnix::InitMemfd(env, exports);
+  starnix::InitServerResources(env, exports);
   starnix::InitPager(env, exports);
   starnix::InitMapping(env, exports);
   starnix::InitFdWatch(env, exports);

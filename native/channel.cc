@@ -18,6 +18,12 @@
 //   kind 1 (closed):   a = zx status (PEER_CLOSED, or INTERNAL/IO for a protocol/socket error),
 //                      b = detail text. The fd is already closed when JS hears of it.
 //   kind 2 (warning):  a = detail text for one log line; the channel stays open.
+//
+// Write queues are also charged to a QueueBudget (new NativeQueueBudget(maxBytes, maxHandles,
+// parent?)), when the channel is given one: the budgets of a connection, of its uid and of the
+// whole server form a chain, and a message is queued only if every level of the chain has room.
+// So the per-channel caps bound one channel, and the chain bounds what all of a client's (or a
+// uid's, or everyone's) channels may make the server hold for peers that do not read.
 #include "exports.h"
 #include "transport_common.h"
 
@@ -54,6 +60,94 @@ constexpr uint64_t kLingerMs = 10000;
 
 constexpr uint32_t kBatchMaxMessages = 256;
 constexpr size_t kBatchMaxBytes = 1 << 20;
+// Fds received in one delivery: a batch of 256 messages of 64 handles each would be 16,384 fds
+// held at once before JS has looked at any of them (most of RLIMIT_NOFILE). Past this many the
+// rest waits for the next poll, after JS has closed or kept the ones delivered.
+constexpr size_t kBatchMaxHandles = 256;
+
+// A chain of write-queue budgets (connection -> uid -> server). Only the JS thread touches them.
+struct QueueAccount {
+  size_t max_bytes = 0;
+  size_t max_handles = 0;
+  size_t bytes = 0;
+  size_t handles = 0;
+  std::shared_ptr<QueueAccount> parent;
+
+  // Charges every level, or none when one of them lacks room.
+  bool TryCharge(size_t b, size_t h) {
+    for (QueueAccount* a = this; a != nullptr; a = a->parent.get()) {
+      if (a->bytes + b > a->max_bytes || a->handles + h > a->max_handles) return false;
+    }
+    for (QueueAccount* a = this; a != nullptr; a = a->parent.get()) {
+      a->bytes += b;
+      a->handles += h;
+    }
+    return true;
+  }
+
+  void Release(size_t b, size_t h) {
+    for (QueueAccount* a = this; a != nullptr; a = a->parent.get()) {
+      a->bytes -= std::min(a->bytes, b);
+      a->handles -= std::min(a->handles, h);
+    }
+  }
+};
+
+class NativeQueueBudget : public Napi::ObjectWrap<NativeQueueBudget> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "NativeQueueBudget", {InstanceMethod("usage", &NativeQueueBudget::Usage)});
+    constructor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  // new NativeQueueBudget(maxBytes, maxHandles, parent?: NativeQueueBudget)
+  explicit NativeQueueBudget(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeQueueBudget>(info) {
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      ThrowType(info.Env(), "NativeQueueBudget(maxBytes, maxHandles, parent?)");
+      return;
+    }
+    account_ = std::make_shared<QueueAccount>();
+    account_->max_bytes = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+    account_->max_handles = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+    if (info.Length() > 2 && info[2].IsObject()) {
+      NativeQueueBudget* parent = Unwrap(info[2].As<Napi::Object>());
+      if (parent != nullptr) account_->parent = parent->account_;
+    }
+  }
+
+  static std::shared_ptr<QueueAccount> From(Napi::Value v) {
+    if (!v.IsObject() || constructor == nullptr) return nullptr;
+    Napi::Object o = v.As<Napi::Object>();
+    if (!o.InstanceOf(constructor->Value())) return nullptr;
+    return Unwrap(o)->account_;
+  }
+
+ private:
+  Napi::Value Usage(const Napi::CallbackInfo& info) {
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(account_->bytes)));
+    r.Set("handles", Napi::Number::New(info.Env(), static_cast<double>(account_->handles)));
+    return r;
+  }
+
+  std::shared_ptr<QueueAccount> account_;
+};
+
+Napi::FunctionReference* NativeQueueBudget::constructor = nullptr;
+
+// The epitaph a channel sends natively before it closes for want of fds (FIDL v2 wire format:
+// a 16-byte header with txid 0 and the epitaph ordinal, then the int32 status and padding).
+std::vector<uint8_t> EpitaphBytes(int32_t status) {
+  std::vector<uint8_t> b(24, 0);
+  b[4] = 2;     // at-rest flags: wire format v2
+  b[7] = 1;     // magic
+  for (int i = 8; i < 16; i++) b[i] = 0xff;  // ordinal 0xffffffffffffffff
+  memcpy(&b[16], &status, sizeof(status));
+  return b;
+}
 
 void CloseAll(const std::vector<int>& fds) {
   for (int fd : fds) close(fd);
@@ -135,6 +229,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
                            InstanceMethod("unref", &NativeChannel::UnrefLoop),
                            InstanceMethod("queuedBytes", &NativeChannel::QueuedBytes),
                            InstanceMethod("lastErrno", &NativeChannel::LastErrno),
+                           InstanceMethod("setQueueBudget", &NativeChannel::SetQueueBudget),
                        });
   }
 
@@ -245,7 +340,8 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       }
     }
     // The socket is full (or earlier messages wait): keep order by queueing behind them.
-    if (queued_bytes_ + size > max_queued_bytes_ || queued_handles_ + fds.size() > max_queued_handles_) {
+    if (queued_bytes_ + size > max_queued_bytes_ || queued_handles_ + fds.size() > max_queued_handles_ ||
+        (budget_ != nullptr && !budget_->TryCharge(size, fds.size()))) {
       CloseAll(fds);
       return Napi::Number::New(env, kSendQueueOverflow);
     }
@@ -262,6 +358,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       CloseAll(last.fds);
       queued_bytes_ -= last.bytes.size();
       queued_handles_ -= last.fds.size();
+      if (budget_ != nullptr) budget_->Release(last.bytes.size(), last.fds.size());
       queue_.pop_back();
       ThrowErrno(env, "uv_poll_start", err);
       return env.Undefined();
@@ -347,6 +444,25 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
 
   Napi::Value LastErrno(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), last_errno_);
+  }
+
+  // setQueueBudget(budget: NativeQueueBudget): what this channel queues from now on is charged to
+  // it. Only while nothing is queued (what was queued before was charged elsewhere). Returns false
+  // when refused.
+  Napi::Value SetQueueBudget(const Napi::CallbackInfo& info) {
+    std::shared_ptr<QueueAccount> budget = info.Length() > 0 ? NativeQueueBudget::From(info[0]) : nullptr;
+    if (budget == nullptr || !queue_.empty()) return Napi::Boolean::New(info.Env(), false);
+    budget_ = std::move(budget);
+    return Napi::Boolean::New(info.Env(), true);
+  }
+
+  // Drops every queued message (closing its fds) and gives its bytes back to the budgets.
+  void DropQueue() {
+    for (QueuedMessage& q : queue_) CloseAll(q.fds);
+    queue_.clear();
+    if (budget_ != nullptr) budget_->Release(queued_bytes_, queued_handles_);
+    queued_bytes_ = 0;
+    queued_handles_ = 0;
   }
 
   // One sendmsg. Returns 0 when sent, else the errno (EAGAIN when the socket is full).
@@ -446,10 +562,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       close(fd_);
       fd_ = -1;
     }
-    for (QueuedMessage& m : queue_) CloseAll(m.fds);
-    queue_.clear();
-    queued_bytes_ = 0;
-    queued_handles_ = 0;
+    DropQueue();
     DropSelfRef();
   }
 
@@ -472,10 +585,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
         // queued, but leave the socket open. What the peer sent stays readable for start(), and
         // the error stays pending on the socket, so the read poll hears of it again then.
         size_t lost = self->queue_.size();
-        for (QueuedMessage& q : self->queue_) CloseAll(q.fds);
-        self->queue_.clear();
-        self->queued_bytes_ = 0;
-        self->queued_handles_ = 0;
+        self->DropQueue();
         self->DropSelfRef();
         self->Warn("dropped " + std::to_string(lost) + " queued message(s): socket error (peer closed)");
         return;
@@ -503,10 +613,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       if (err != 0) {
         // The peer is gone (or the socket broke): queued messages cannot be delivered. The read
         // side reports the close once it has delivered what the peer sent before closing.
-        for (QueuedMessage& q : queue_) CloseAll(q.fds);
-        queue_.clear();
-        queued_bytes_ = 0;
-        queued_handles_ = 0;
+        DropQueue();
         int status = SendErrnoToStatus(err);
         Warn("dropped " + std::to_string(lost) + " queued message(s): sendmsg: " + strerror(err));
         if (fd_ < 0) return;  // JS closed it while hearing the warning
@@ -519,6 +626,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
       CloseAll(m.fds);
       queued_bytes_ -= m.bytes.size();
       queued_handles_ -= m.fds.size();
+      if (budget_ != nullptr) budget_->Release(m.bytes.size(), m.fds.size());
       queue_.pop_front();
     }
     if (lingering_) {
@@ -539,12 +647,14 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
     Napi::Array batch = Napi::Array::New(env);
     uint32_t count = 0;
     size_t batch_bytes = 0;
+    size_t batch_handles = 0;
     int close_status = 0;
     std::string close_detail;
     ReceiveSlots& slots = ThreadReceiveSlots();
     std::vector<int> fds;
 
-    while (close_status == 0 && count < kBatchMaxMessages && batch_bytes < kBatchMaxBytes) {
+    while (close_status == 0 && count < kBatchMaxMessages && batch_bytes < kBatchMaxBytes &&
+           batch_handles < kBatchMaxHandles) {
       // No more than the batch limits allow (as before, the last message may pass the byte limit).
       unsigned want = std::min<unsigned>(kReceiveSlots, kBatchMaxMessages - count);
       want = std::min<unsigned>(want, std::max<size_t>(1, (kBatchMaxBytes - batch_bytes) / kMaxMessageBytes));
@@ -581,6 +691,18 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
           CloseAll(fds);
           continue;
         }
+        if ((msg.msg_flags & MSG_CTRUNC) && !(msg.msg_flags & MSG_TRUNC) && fds.size() < kMaxMessageHandles) {
+          // Fewer fds than the control buffer holds, and still truncated: the kernel could not
+          // install the rest (EMFILE / ENFILE: this process is out of file descriptors). The
+          // message lost handles, so it cannot be served; say so, and why, to the peer and the log.
+          CloseAll(fds);
+          close_status = ZX_ERR_NO_RESOURCES;
+          close_detail = "out of file descriptors (EMFILE/ENFILE) while receiving a message's handles: " +
+                         std::to_string(fds.size()) + " received, the rest dropped by the kernel";
+          std::vector<uint8_t> epitaph = EpitaphBytes(ZX_ERR_NO_RESOURCES);
+          (void)SendNow(epitaph.data(), epitaph.size(), {});
+          continue;
+        }
         if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
           // Larger than a channel message, or more than 64 handles: not a peer that speaks our
           // protocol. Nothing of it may leak: close what arrived, and the channel.
@@ -612,6 +734,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
         }
         count++;
         batch_bytes += n;
+        batch_handles += fds.size();
       }
       if (static_cast<unsigned>(got) < want) break;  // the queue is empty (or an error waits)
     }
@@ -669,6 +792,7 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   size_t queued_bytes_ = 0;
   size_t max_queued_handles_ = 4096;
   size_t queued_handles_ = 0;
+  std::shared_ptr<QueueAccount> budget_;  // may be null: only the per-channel caps apply
   Napi::FunctionReference on_event_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
 };
@@ -692,6 +816,7 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
 
 void InitChannel(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeChannel", transport::NativeChannel::Define(env));
+  exports.Set("NativeQueueBudget", transport::NativeQueueBudget::Define(env));
   exports.Set("socketPair", Napi::Function::New(env, transport::SocketPair, "socketPair"));
   transport::InitServiceSocket(env, exports);
 }

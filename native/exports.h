@@ -9,6 +9,8 @@ namespace starnix {
 void InitChannel(Napi::Env env, Napi::Object exports);
 // handle_info.cc: what kind of object an fd is, and whether it is readable/writable.
 void InitHandleInfo(Napi::Env env, Napi::Object exports);
+// server_resources.cc: fd limits, kcmp, unix socket peers (sock_diag), the stop watchdog.
+void InitServerResources(Napi::Env env, Napi::Object exports);
 // memfd.cc: memfd_create, seals, close.
 void InitMemfd(Napi::Env env, Napi::Object exports);
 // pager.cc: the server side, userfaultfd pager threads serving page faults.

@@ -44,11 +44,17 @@ Napi::Value FdInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   if (fd < 0) return env.Undefined();
-  struct stat st;
-  if (fstat(fd, &st) < 0) {
-    ThrowErrno(env, "fstat", errno, "fd " + std::to_string(fd));
+  // statx(AT_STATX_DONT_SYNC), not fstat: fstat of a file on a FUSE file system asks its daemon
+  // (GETATTR), and a client's daemon may never answer; this runs on the JS thread (CreatePager's
+  // look at the backing).
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_MODE | STATX_SIZE, &stx) < 0) {
+    ThrowErrno(env, "statx", errno, "fd " + std::to_string(fd));
     return env.Undefined();
   }
+  struct stat st = {};
+  st.st_mode = stx.stx_mode;
+  st.st_size = static_cast<off_t>(stx.stx_size);
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0) {
     ThrowErrno(env, "fcntl", errno, "F_GETFL, fd " + std::to_string(fd));

@@ -161,6 +161,18 @@ bool GuardedTouch(const uint8_t* src, size_t len, uintptr_t* fault_addr) {
 
 struct Watcher;
 
+// Poisons [start, start+len) for a reader whose pager is gone. True when done, or when nobody
+// can be waiting there (ENOENT: the range is unmapped; ESRCH: the address space is gone); an
+// ENOMEM (page tables) is retried a few times. False otherwise: a reader may still wait.
+bool PoisonOrGone(int uffd, uint64_t start, uint64_t len, uint64_t page) {
+  int err = uffd::Poison(uffd, start, len, page);
+  for (int attempt = 0; err == ENOMEM && attempt < 20; attempt++) {
+    usleep(1000);
+    err = uffd::Poison(uffd, start, len, page);
+  }
+  return err == 0 || err == ENOENT || err == ESRCH;
+}
+
 // Shared by the JS object and async reads in flight; the range is unmapped when the last of them
 // lets go. The watcher lives as long as the range does: a read still in flight after close()
 // must fail if the pager dies, not wait forever.
@@ -178,12 +190,15 @@ struct MappingState {
 
   // Poisons every page of the mapping that is not in the file's page cache and wakes its
   // waiters: with the pager gone, nobody else would ever answer those faults. (A 4 KiB file: a
-  // huge one has no SEEK_HOLE, see Watcher::FailFaultsFromNowOn.)
-  void PoisonMissing() {
+  // huge one has no SEEK_HOLE, see Watcher::FailFaultsFromNowOn.) False when some page could not
+  // be poisoned or the holes could not be found: a reader may still wait there.
+  bool PoisonMissing() {
+    bool ok = true;
     uint64_t pos = 0;
     while (pos < length) {
       off_t hole = lseek(file_fd, static_cast<off_t>(pos), SEEK_HOLE);
-      if (hole < 0 || static_cast<uint64_t>(hole) >= length) break;
+      if (hole < 0) return false;
+      if (static_cast<uint64_t>(hole) >= length) break;
       uint64_t start = static_cast<uint64_t>(hole) / page * page;
       off_t data = lseek(file_fd, static_cast<off_t>(start), SEEK_DATA);
       if (data >= 0 && static_cast<uint64_t>(data) == start) {
@@ -193,9 +208,10 @@ struct MappingState {
       }
       uint64_t end = (data < 0 || static_cast<uint64_t>(data) > length) ? length : static_cast<uint64_t>(data);
       if (end <= start) end = start + page;
-      uffd::Poison(uffd, reinterpret_cast<uint64_t>(addr) + start, end - start);
+      if (!PoisonOrGone(uffd, reinterpret_cast<uint64_t>(addr) + start, end - start, page)) ok = false;
       pos = end;
     }
+    return ok;
   }
 };
 
@@ -232,11 +248,9 @@ struct Watcher {
       if (fds[1].revents) return nullptr;
       if (fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
         w->state->pager_gone = true;
-        if (w->state->huge) {
-          w->FailFaultsFromNowOn();
-        } else {
-          w->state->PoisonMissing();
-        }
+        // A page that could not be poisoned up front is failed when it faults (its waiter is
+        // woken to fault again), as for a huge file.
+        if (w->state->huge || !w->state->PoisonMissing()) w->FailFaultsFromNowOn();
         return nullptr;
       }
     }
@@ -268,7 +282,7 @@ struct Watcher {
       for (size_t i = 0; i < static_cast<size_t>(got) / sizeof(struct uffd_msg); i++) {
         if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
         uint64_t at = msgs[i].arg.pagefault.address / s->page * s->page;
-        uffd::Poison(s->uffd, at, s->page, s->page);
+        PoisonOrGone(s->uffd, at, s->page, s->page);
       }
     }
   }

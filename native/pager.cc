@@ -349,7 +349,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     if (pager_) {
       pager_->Stop();
       last_stats_ = pager_->GetStats();
-      CollectTrace();  // the threads are joined: nothing more will be recorded
+      CollectTrace();  // what the threads recorded; a window a thread was still filling may be lost
     }
     Shutdown();
     return info.Env().Undefined();

@@ -10,7 +10,14 @@
 //                                     (ENOENT, ECONNREFUSED for a stale file, EAGAIN for a full backlog).
 // new NativeAcceptor(fd, onEvent)    accept4 on readable; onEvent(0, [fd, uid, gid, pid, ...]) for a batch
 //                                     of connections (SO_PEERCRED), onEvent(1, errno) when accept fails
-//                                     for want of fds (polling pauses; JS resumes it later).
+//                                     for want of fds and cannot shed the connection (polling pauses;
+//                                     JS resumes it later), onEvent(2, [errno, uid, pid, ...]) for
+//                                     connections refused for want of fds: the acceptor keeps one
+//                                     reserve fd (/dev/null); when accept4 fails with EMFILE/ENFILE it
+//                                     closes the reserve, accepts the waiting connection, closes it at
+//                                     once (the client sees PEER_CLOSED, not a hang), and opens the
+//                                     reserve again. So running out of fds neither spins the loop on a
+//                                     level-triggered readable socket nor leaves clients waiting.
 #include "transport_common.h"
 
 #include <fcntl.h>
@@ -161,6 +168,7 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
     }
     poll_->data = this;
     fd_ = fd;
+    reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
     async_context_ = std::make_unique<Napi::AsyncContext>(env, "StarnixServiceListener", info.This().As<Napi::Object>());
   }
@@ -217,6 +225,30 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
       close(fd_);
       fd_ = -1;
     }
+    if (reserve_fd_ >= 0) {
+      close(reserve_fd_);
+      reserve_fd_ = -1;
+    }
+  }
+
+  // Out of fds: frees the reserve, accepts one waiting connection and closes it at once. Returns
+  // false when that is not possible (no reserve, or accept fails anyway); *cred gets its peer.
+  bool ShedOne(struct ucred* cred) {
+    if (reserve_fd_ < 0) {
+      reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (reserve_fd_ < 0) return false;
+    }
+    close(reserve_fd_);
+    reserve_fd_ = -1;
+    int fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    bool shed = fd >= 0;
+    if (shed) {
+      socklen_t len = sizeof(*cred);
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0) *cred = {0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
+      close(fd);
+    }
+    reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return shed;
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int events) {
@@ -226,14 +258,24 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
     Napi::Object keep = self->Value();
     (void)keep;
     Napi::Array batch = Napi::Array::New(env);
+    Napi::Array shed = Napi::Array::New(env);
     uint32_t n = 0;
+    uint32_t n_shed = 0;
     int failure = 0;
     for (int i = 0; i < 64; i++) {
       int fd = accept4(self->fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        failure = errno;  // EMFILE/ENFILE/ENOMEM...: stop, or level-triggered polling would spin
+        int err = errno;
+        struct ucred cred = {};
+        if ((err == EMFILE || err == ENFILE) && self->ShedOne(&cred)) {
+          shed.Set(n_shed++, Napi::Number::New(env, err));
+          shed.Set(n_shed++, Napi::Number::New(env, static_cast<double>(cred.uid)));
+          shed.Set(n_shed++, Napi::Number::New(env, cred.pid));
+          continue;
+        }
+        failure = err;  // ENOMEM, or no reserve to shed with: stop, or level-triggered polling would spin
         break;
       }
       struct ucred cred = {};
@@ -250,6 +292,7 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
     }
     if (failure != 0) self->StopPoll();
     if (n > 0) self->Call(0, batch);
+    if (n_shed > 0) self->Call(2, shed);
     if (failure != 0) self->Call(1, Napi::Number::New(env, failure));
   }
 
@@ -263,6 +306,7 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
   }
 
   int fd_ = -1;
+  int reserve_fd_ = -1;  // closed to make room for accepting (and shedding) a connection when out of fds
   uv_poll_t* poll_ = nullptr;
   bool active_ = false;
   Napi::FunctionReference on_event_;

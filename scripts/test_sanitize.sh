@@ -89,4 +89,13 @@ unset LD_PRELOAD
 report_status=0
 node "$repo/scripts/sanitizer_reports.js" "$logs" || report_status=$?
 echo "test_sanitize.sh: $variant: jest exit $jest_status in ${elapsed} s, reports exit $report_status (logs in $logs)" >&2
-[ "$jest_status" -eq 0 ] && [ "$report_status" -eq 0 ]
+# STARNIX_SANITIZE_VERDICT=reports (CI): only the reports decide. The runtime slows every process
+# two to three times, and a test's own deadline (a server start in 10 s, an exit in 5 s) can then
+# fail on a loaded machine without any fault in the code; npm test, run before, judges the tests.
+# A memory error still fails: ASan writes its report before it aborts the process.
+if [ "${STARNIX_SANITIZE_VERDICT:-}" = reports ]; then
+  [ "$jest_status" -eq 0 ] || echo "test_sanitize.sh: jest failed (exit $jest_status), not counted: STARNIX_SANITIZE_VERDICT=reports" >&2
+  [ "$report_status" -eq 0 ]
+else
+  [ "$jest_status" -eq 0 ] && [ "$report_status" -eq 0 ]
+fi

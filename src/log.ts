@@ -10,14 +10,27 @@ export type LogLevel = (typeof LEVELS)[number];
 
 let timestamps = true;
 
-/** The message and its fields as one line: `message k=v k=v` (no level, no prefix). */
+// Control characters (C0, DEL, C1, and the Unicode line and paragraph separators) escaped: text a
+// client chose (a RegisterFile name, say) can never start a log line of its own.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+
+/** `text` with every control character written as \xNN or \uNNNN. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** The message and its fields as one line: `message k=v k=v` (no level, no prefix), control characters escaped. */
 export function formatEvent(info: winston.Logform.TransformableInfo): string {
   const { timestamp: _t, level: _l, message, ...rest } = info;
   const fields = Object.entries(rest)
     .filter(([k]) => typeof k === 'string')
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .map(([k, v]) => `${k}=${escapeControls(typeof v === 'string' ? v : JSON.stringify(v) ?? String(v))}`)
     .join(' ');
-  return `${String(message)}${fields ? ' ' + fields : ''}`;
+  return escapeControls(`${String(message)}${fields ? ' ' + fields : ''}`);
 }
 
 const consoleTransport = new winston.transports.Console({

@@ -7,6 +7,7 @@ import { PagerCallError } from '../client';
 import { FidlError } from '../fidl';
 import { logger } from '../log';
 import { native } from '../native';
+import type { BudgetLimits } from '../server/budget';
 import { pagesUnderAuto } from '../pager/native_pager';
 import { PagerService } from '../server/service';
 import { statusName } from '../zx_status';
@@ -71,7 +72,9 @@ function checkOpen(out: NodeJS.WritableStream): void {
   if ((out as { destroyed?: boolean }).destroyed) throw new BrokenPipe();
 }
 
-export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; recordFile?: string; recordMaxBytes?: number }): Promise<number> {
+export async function cmdServe(
+  flags: ServerFlags & { allowUids?: number[]; recordFile?: string; recordMaxBytes?: number; budget?: Partial<BudgetLimits>; stopTimeoutSeconds?: number },
+): Promise<number> {
   if (flags.svcDir === undefined) throw new UsageError('serve needs --svc-dir DIR');
   // Each pager needs a uffd of its own (for its mappings of the files' memfds): say so now, not at
   // the first CreatePager, when this process cannot have one.
@@ -91,6 +94,7 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
       allowUids: flags.allowUids,
       recordFile: flags.recordFile,
       recordMaxBytes: flags.recordMaxBytes,
+      budget: flags.budget,
       traceFile: flags.traceFile,
     });
   } catch (e) {
@@ -109,6 +113,9 @@ export async function cmdServe(flags: ServerFlags & { allowUids?: number[]; reco
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    // Installed after the handlers above, which it chains to: the stop is bounded in time even if
+    // closing waits on something a client controls, or the JS thread is stuck.
+    native.armStopWatchdog(flags.stopTimeoutSeconds ?? 5);
   });
   clearInterval(report);
   service.close();

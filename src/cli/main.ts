@@ -32,7 +32,7 @@ const SERVER_OPTION_HELP = `  --svc-dir DIR          use the server serving DIR 
 
 const COMMANDS: Record<string, Command> = {
   serve: {
-    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--huge-pages auto|always|never] [--allow-uid UID]... [--record FILE] [--trace FILE] [--log-level L]',
+    synopsis: 'serve --svc-dir DIR [--threads N] [--readahead fixed|adaptive] [--huge-pages auto|always|never] [--allow-uid UID]... [--budget NAME=VALUE]... [--stop-timeout S] [--record FILE] [--trace FILE] [--log-level L]',
     summary: 'serve fuchsia.starnix.runner.Manager and starnix.pager.Mapper in DIR until SIGINT/SIGTERM',
     details: `Binds DIR/fuchsia.starnix.runner.Manager and DIR/starnix.pager.Mapper (DIR is created 0700)
 and serves them until SIGINT or SIGTERM, then exits 0. Says at start-up what this process's
@@ -45,6 +45,11 @@ userfaultfd access allows. Logs counters every 10 s at info.
                          pool has room; see the README's "Huge pages"), always (RegisterFile fails
                          with NO_RESOURCES when the pool lacks them) or never
   --allow-uid UID        only peers with this uid may connect (repeatable; default: anyone who can open the sockets)
+  --budget NAME=VALUE    one of the server's budgets (fds, pagers, files, mappedBytes, attachedUffds,
+                         wakeWatchers, queuedBytes, queuedHandles: whole numbers) or shares of them
+                         (uidShare, connectionShare: fractions in (0, 1]); repeatable. Defaults come
+                         from RLIMIT_NOFILE (see docs/hardening.md)
+  --stop-timeout S       after SIGINT/SIGTERM, exit (status 1) if still running S seconds later (default 5)
   --record FILE          record every FIDL message to FILE (MessagePack; read it with inspect)
   --record-max-bytes N   stop recording once FILE holds N bytes
   --trace FILE           write a Perfetto trace of the server to FILE (open it in ui.perfetto.dev)
@@ -186,6 +191,31 @@ function bigArg(command: string, name: string, v: string | undefined): bigint | 
   return BigInt(v);
 }
 
+const BUDGET_NAMES = ['fds', 'pagers', 'files', 'mappedBytes', 'attachedUffds', 'wakeWatchers', 'queuedBytes', 'queuedHandles'];
+const SHARE_NAMES = ['uidShare', 'connectionShare'];
+
+/** --budget NAME=VALUE...: whole numbers for budgets, fractions in (0, 1] for shares. */
+function budgetArgs(command: string, items: string[] | undefined): Record<string, number> | undefined {
+  if (items === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(item);
+    if (m === null) throw usage(command, `--budget takes NAME=VALUE, not "${item}"`);
+    const [, name, value] = m;
+    if (BUDGET_NAMES.includes(name)) {
+      if (!/^\d+$/.test(value) || Number(value) < 1) throw usage(command, `--budget ${name} takes a whole number of at least 1, not "${value}"`);
+      out[name] = Number(value);
+    } else if (SHARE_NAMES.includes(name)) {
+      const f = Number(value);
+      if (!(f > 0 && f <= 1)) throw usage(command, `--budget ${name} takes a fraction in (0, 1], not "${value}"`);
+      out[name] = f;
+    } else {
+      throw usage(command, `--budget: no budget named "${name}" (one of ${[...BUDGET_NAMES, ...SHARE_NAMES].join(', ')})`);
+    }
+  }
+  return out;
+}
+
 function applyLogLevel(command: string, values: Record<string, unknown>): void {
   const level = values['log-level'] as string | undefined;
   if (level === undefined) return;
@@ -299,6 +329,8 @@ async function run(argv: string[]): Promise<number> {
       const { values, positionals: pos } = parse(command, rest, {
         ...SERVER_OPTIONS,
         'allow-uid': { type: 'string', multiple: true },
+        budget: { type: 'string', multiple: true },
+        'stop-timeout': { type: 'string' },
         record: { type: 'string' },
         'record-max-bytes': { type: 'string' },
       });
@@ -308,7 +340,9 @@ async function run(argv: string[]): Promise<number> {
       const recordMaxBytes = intArg(command, 'record-max-bytes', values['record-max-bytes'] as string | undefined, 1024, Number.MAX_SAFE_INTEGER);
       if (recordMaxBytes !== undefined && values.record === undefined) throw usage(command, '--record-max-bytes needs --record FILE');
       setLogTimestamps(true);
-      return cmdServe({ ...serverFlags(command, values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes });
+      const budget = budgetArgs(command, values.budget as string[] | undefined);
+      const stopTimeoutSeconds = intArg(command, 'stop-timeout', values['stop-timeout'] as string | undefined, 1, 3600);
+      return cmdServe({ ...serverFlags(command, values), allowUids: allow, recordFile: values.record as string | undefined, recordMaxBytes, budget, stopTimeoutSeconds });
     }
     case 'ls': {
       const { values, positionals: pos } = parse(command, rest, LOG_OPTIONS);

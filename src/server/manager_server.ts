@@ -8,9 +8,11 @@ import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import { logger } from '../log';
 import { NativePager, PagerError, PagerOptions } from '../pager/native_pager';
-import { Channel } from '../transport/channel';
+import { native } from '../native';
+import { Channel, isOwnChannelInode } from '../transport/channel';
 import { Handle } from '../transport/handle';
 import { handleInfo, handleObjectCheck } from '../transport/handle_info';
+import { Account, Charge, FDS_PER_PAGER } from './budget';
 import { ServerLimits } from './limits';
 import { PagerInstance } from './pager_server';
 import type { ConnectionTrace } from '../trace/tracer';
@@ -31,8 +33,30 @@ export function managerHandleCheck(h: Handle, objType: number, rights: number): 
   return objType === ZX_OBJ_TYPE_VMO || objType === ZX_OBJ_TYPE_JOB ? ZX.OK : handleObjectCheck(h, objType, rights);
 }
 
+const WAKE_WATCHER_CHARGE: Charge = { wakeWatchers: 1, fds: 1 };
+const ENOENT = 2;
+
+/**
+ * Who is on the other end of a socket handed to us: its inode and its peer's (0 when it has none,
+ * or -errno when the kernel cannot say). Both -1 when the handle is not a socket.
+ */
+function socketFacts(h: Handle): { inode: number; peer: number } {
+  const inode = native.socketInode(h.fd) as number;
+  if (inode <= 0) return { inode: -1, peer: -1 };
+  return { inode, peer: native.unixPeerInode(inode) as number };
+}
+
+/**
+ * Socket inodes of the wake watchers every connection keeps (the SuspendManager holds the fds). A
+ * new watcher whose peer is one of them (two ends of one eventpair sent back to us) would never
+ * hang up. An inode whose socket is gone (sock_diag: ENOENT) was dropped by the SuspendManager.
+ */
+const keptWatcherInodes = new Set<number>();
+
 export class ManagerConnection implements runner.ManagerHandler {
   private readonly pagers = new Set<PagerInstance>();
+  /** Inodes of this connection's watchers, each charged WAKE_WATCHER_CHARGE to the budget. */
+  private readonly watcherInodes = new Set<number>();
   private readonly binding: fidl.ServerBinding;
 
   constructor(
@@ -41,15 +65,52 @@ export class ManagerConnection implements runner.ManagerHandler {
     private readonly pagerOptions: PagerOptions,
     private readonly onPager: (p: PagerInstance) => void,
     private readonly suspend: SuspendManager,
+    private readonly account: Account,
+    onClosed: () => void,
     private readonly trace?: ConnectionTrace,
   ) {
     this.binding = runner.serveManager(channel, this, {
       handleCheck: managerHandleCheck,
       onClose: ({ status }) => {
         this.suspend.connectionClosed(this);
+        for (const inode of this.watcherInodes) this.forgetWatcher(inode);
         logger.info('manager connection closed', { channel: channel.name, epitaph: status === null ? 'none' : statusName(status), pagers: this.pagers.size });
+        onClosed();
       },
     });
+  }
+
+  private forgetWatcher(inode: number): void {
+    this.watcherInodes.delete(inode);
+    keptWatcherInodes.delete(inode);
+    this.account.release(WAKE_WATCHER_CHARGE);
+  }
+
+  /** Gives back the charge of every watcher the SuspendManager has dropped (its socket is gone). */
+  private reconcileWatchers(): void {
+    for (const inode of [...this.watcherInodes]) {
+      if ((native.unixPeerInode(inode) as number) === -ENOENT) this.forgetWatcher(inode);
+    }
+  }
+
+  /**
+   * Drops the wake watchers whose peer has hung up (an eventpair's other end closed: nobody is
+   * left to signal), closing their fds, and gives their charge back. Run now and then by the
+   * service: a datagram socket shows no hang-up to poll, so sock_diag is asked (no datagram is
+   * sent unless a peer is gone).
+   */
+  sweepWakeWatchers(): void {
+    let someGone = false;
+    for (const inode of this.watcherInodes) {
+      const peer = native.unixPeerInode(inode) as number;
+      if (peer === 0 || peer === -ENOENT) someGone = true;
+    }
+    if (!someGone) return;
+    this.suspend.pruneWatchers(this);
+    const before = this.watcherInodes.size;
+    this.reconcileWatchers();
+    const dropped = before - this.watcherInodes.size;
+    if (dropped > 0) logger.info(`dropped ${dropped} wake watcher(s) whose peer hung up`, { channel: this.channel.name });
   }
 
   close(): void {
@@ -117,21 +178,31 @@ export class ManagerConnection implements runner.ManagerHandler {
     if (live >= this.limits.pagersPerConnection) {
       return refuse(ZX.NO_RESOURCES, `this connection has ${live} pagers already`);
     }
+    const pagerCharge: Charge = { pagers: 1, fds: FDS_PER_PAGER };
+    const overBudget = this.account.charge(pagerCharge);
+    if (overBudget !== null) return refuse(ZX.NO_RESOURCES, `over budget: ${overBudget}`);
 
     let nativePager: NativePager;
     try {
       nativePager = NativePager.create(backingVmo.fd, Number(blockSize), this.pagerOptions);
     } catch (e) {
+      this.account.release(pagerCharge);
       const status = e instanceof PagerError ? e.status : ZX.INTERNAL;
       return refuse(status, `the pager could not start: ${(e as Error).message}`);
     }
+    // Its write queue counts against this connection's (and uid's, and the server's) budget.
+    pagerChannel.setQueueBudget(this.account.queueBudget);
     backingVmo.close(); // NativePager keeps its own duplicate of the backing fd.
     const instance = new PagerInstance(
       nativePager,
       pagerChannel,
       this.limits,
-      (p) => this.pagers.delete(p),
+      (p) => {
+        this.pagers.delete(p);
+        this.account.release(pagerCharge);
+      },
       `${kind} block_size=${blockSize}`,
+      this.account,
       this.trace?.derive(pagerChannel.name),
     );
     this.pagers.add(instance);
@@ -159,12 +230,36 @@ export class ManagerConnection implements runner.ManagerHandler {
       logger.warn('RegisterWakeWatcher without a watcher: nothing kept', { channel: this.channel.name });
       return;
     }
+    // A watcher whose peer is a socket this server holds (the connection's own client end, a Pager
+    // end, another watcher) would never hang up, and would keep whatever it holds alive for good.
+    const { inode, peer } = socketFacts(req.watcher);
+    if (peer > 0 && (isOwnChannelInode(peer) || keptWatcherInodes.has(peer))) {
+      req.watcher.close();
+      logger.warn('RegisterWakeWatcher refused: the watcher is the peer of a socket this server holds (its own endpoint fed back to it); closing the connection', {
+        channel: this.channel.name,
+        epitaph: statusName(ZX.INVALID_ARGS),
+      });
+      this.binding.closeWithEpitaph(ZX.INVALID_ARGS);
+      return;
+    }
     const held = this.suspend.watcherCount(this);
+    let overBudget: string | null = null;
     if (held >= this.limits.wakeWatchersPerConnection && this.suspend.pruneWatchers(this) >= this.limits.wakeWatchersPerConnection) {
+      overBudget = `this connection has ${held} watchers already`;
+    } else {
+      overBudget = this.account.charge(WAKE_WATCHER_CHARGE);
+      if (overBudget !== null) {
+        // Watchers dropped meanwhile (their peers gone) give their charge back first.
+        this.suspend.pruneWatchers(this);
+        this.reconcileWatchers();
+        overBudget = this.account.charge(WAKE_WATCHER_CHARGE);
+      }
+    }
+    if (overBudget !== null) {
       // Each one is an fd held for the connection's life: past the bound, the connection goes
       // (the method has no error to answer with), so that one client cannot fill our fd table.
       req.watcher.close();
-      logger.warn(`RegisterWakeWatcher refused: this connection has ${held} watchers already; closing it`, {
+      logger.warn(`RegisterWakeWatcher refused: ${overBudget}; closing the connection`, {
         channel: this.channel.name,
         epitaph: statusName(ZX.NO_RESOURCES),
       });
@@ -173,8 +268,11 @@ export class ManagerConnection implements runner.ManagerHandler {
     }
     // AWAKE is raised on it at once, ASLEEP and AWAKE on every suspend and resume.
     if (this.suspend.registerWatcher(req.watcher, this)) {
+      this.watcherInodes.add(inode);
+      keptWatcherInodes.add(inode);
       logger.info('RegisterWakeWatcher: watcher kept', { channel: this.channel.name });
     } else {
+      this.account.release(WAKE_WATCHER_CHARGE);
       logger.info('RegisterWakeWatcher: watcher dropped (not an eventpair, or its peer is gone)', { channel: this.channel.name });
     }
   }

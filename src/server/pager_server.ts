@@ -9,11 +9,14 @@ import { logger } from '../log';
 import { NativePager, PagerError } from '../pager/native_pager';
 import type { Channel } from '../transport/channel';
 import { Handle } from '../transport/handle';
+import { Account, Charge, FDS_PER_FILE } from './budget';
 import { ServerLimits } from './limits';
 import { ZX, statusName } from '../zx_status';
 import type { ConnectionTrace } from '../trace/tracer';
 
 let nextPagerId = 1;
+/** The pager core's cap on a file's size: larger ones it refuses with INVALID_ARGS, uncharged. */
+const MAX_FILE_SIZE = 1n << 62n;
 
 export class PagerInstance {
   readonly id = nextPagerId++;
@@ -23,6 +26,8 @@ export class PagerInstance {
   private registrations = 0;
   /** Files created and not yet forgotten: kept here so the hot path needs no native stats call. */
   private liveFiles = 0;
+  /** What each live file (by inode) was charged to the budget: given back when it is forgotten. */
+  private readonly fileCharges = new Map<number, Charge>();
 
   constructor(
     private readonly nativePager: NativePager,
@@ -30,11 +35,13 @@ export class PagerInstance {
     private readonly limits: ServerLimits,
     private readonly onStopped: (p: PagerInstance) => void,
     readonly describe: string,
+    private readonly account: Account,
     private readonly trace?: ConnectionTrace,
   ) {
     trace?.tracer.pagerCreated(this.id, nativePager, describe);
     nativePager.onFileForgotten((inode, name) => {
       this.liveFiles--;
+      this.releaseFile(inode);
       trace?.tracer.fileForgotten(this.id, inode, name);
       if (logger.isDebugEnabled()) logger.debug('file forgotten: no handle or mapping holds it any more', { pager: this.id, inode, name });
       this.maybeStop();
@@ -83,21 +90,41 @@ export class PagerInstance {
     if (this.liveFiles >= this.limits.filesPerPager) {
       return fail(ZX.NO_RESOURCES, `this pager holds ${this.limits.filesPerPager} files already`);
     }
+    // A new file costs an fd and, since the server maps each memfd whole, its size in address
+    // space: charged before it exists, given back if it turns out not to be new.
+    let charge: Charge | undefined;
+    if (!this.fileCharges.has(inodeNum) && size <= MAX_FILE_SIZE) {
+      charge = { files: 1, fds: FDS_PER_FILE, mappedBytes: pageRounded(size) };
+      const overBudget = this.account.charge(charge);
+      if (overBudget !== null) return fail(ZX.NO_RESOURCES, `over budget: ${overBudget}`);
+    }
     try {
       // The decoded PagerExtents are the pager's Extents already (same fields): no copy per call.
       const { fd, created } = this.nativePager.registerFile(name, inodeNum, size, extents);
       this.registrations++;
       if (created) this.liveFiles++;
+      if (charge !== undefined) {
+        if (created) this.fileCharges.set(inodeNum, charge);
+        else this.account.release(charge);
+      }
       this.trace?.tracer.fileRegistered(this.id, { name, inode: inodeNum, size, extents: extents.length, created });
       if (logger.isDebugEnabled()) {
         logger.debug('file registered', { pager: this.id, inode: inodeNum, name, size: String(size), extents: extents.length, created });
       }
       return { ok: true, value: { vmo: new Handle(fd) } };
     } catch (e) {
+      if (charge !== undefined) this.account.release(charge);
       if (e instanceof PagerError) return fail(e.status, e.message);
       logger.error('RegisterFile failed unexpectedly', { pager: this.id, inode: inodeNum, error: String(e) });
       return { ok: false, error: ZX.INTERNAL };
     }
+  }
+
+  private releaseFile(inode: number): void {
+    const charge = this.fileCharges.get(inode);
+    if (charge === undefined) return;
+    this.fileCharges.delete(inode);
+    this.account.release(charge);
   }
 
   /** Stops the native threads once neither the channel nor any file keeps the pager alive. */
@@ -113,6 +140,7 @@ export class PagerInstance {
     if (!this.binding.closed) this.binding.close();
     const s = this.nativePager.stats();
     this.nativePager.stop();
+    for (const inode of [...this.fileCharges.keys()]) this.releaseFile(inode);
     this.trace?.tracer.pagerStopped(this.id);
     logger.info('pager stopped', {
       pager: this.id,
@@ -124,4 +152,10 @@ export class PagerInstance {
     });
     this.onStopped(this);
   }
+}
+
+/** Bytes of address space a file of `size` bytes takes when mapped whole (whole pages). */
+function pageRounded(size: bigint): number {
+  const page = 4096n;
+  return Number(((size + page - 1n) / page) * page);
 }

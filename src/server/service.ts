@@ -5,21 +5,28 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as fidl from '../fidl';
 import * as runner from '../gen/fuchsia_starnix_runner';
 import * as mapper from '../gen/starnix_pager';
 import '../fidl_linux';
 import { logger } from '../log';
+import { native } from '../native';
 import { PagerOptions } from '../pager/native_pager';
 import { FidlRecorder } from '../record/recorder';
 import { ServiceTracer } from '../trace/tracer';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
+import { ZX } from '../zx_status';
+import { Account, Budget, BudgetLimits, defaultBudgetLimits, systemFacts } from './budget';
 import { DEFAULT_LIMITS, ServerLimits } from './limits';
 import { ManagerConnection } from './manager_server';
-import { MapperConnection } from './mapper_server';
+import { MapperConnection, UffdRegistry } from './mapper_server';
 import { PagerInstance } from './pager_server';
 import { FrozenLedger } from './suspend/frozen_ledger';
 import { SuspendManager, SuspendOptions } from './suspend/suspend_manager';
+
+/** How often kept wake watchers are checked for a peer that hung up. */
+const WAKE_WATCHER_SWEEP_MS = 2000;
 
 export interface PagerServiceOptions {
   svcDir: string;
@@ -35,6 +42,12 @@ export interface PagerServiceOptions {
   /** Peer uids allowed to connect (SO_PEERCRED); default: whoever can open the sockets. */
   allowUids?: number[];
   limits?: Partial<ServerLimits>;
+  /**
+   * The server-wide budget and the shares of it one uid and one connection may use (see
+   * src/server/budget.ts and docs/hardening.md). Default: derived from RLIMIT_NOFILE (whose soft
+   * limit is raised to the hard one at start), vm.max_map_count and fs.inotify.max_user_instances.
+   */
+  budget?: Partial<BudgetLimits>;
   /**
    * SuspendContainer's settings. The ledger of frozen cgroups (`stateFile`) defaults to
    * `<svcDir>/.frozen-cgroups.json`: one server per service directory, so the next server started
@@ -74,6 +87,10 @@ export class PagerService {
   readonly svcDir: string;
   private readonly listeners: ServiceListener[] = [];
   private readonly connections = new Set<{ close(): void }>();
+  private readonly managers = new Set<ManagerConnection>();
+  readonly budget: Budget;
+  private readonly uffds = new UffdRegistry();
+  private sweepTimer?: NodeJS.Timeout;
   private readonly pagers = new Set<PagerInstance>();
   private readonly limits: ServerLimits;
   private readonly pagerOptions: PagerOptions;
@@ -95,6 +112,11 @@ export class PagerService {
       hugePages: opts.hugePages ?? 'auto',
       hugeThreshold: opts.hugeThreshold,
     };
+    this.budget = new Budget({ ...defaultBudgetLimits(systemFacts()), ...opts.budget });
+    logger.info('budget', { ...this.budget.limits });
+    // Opens the sock_diag socket that wake-watcher checks use, now rather than at the first
+    // RegisterWakeWatcher (a lookup of inode 0 finds nothing): it is one of the server's own fds.
+    native.unixPeerInode(0);
     this.stateFile = opts.suspend?.stateFile ?? path.join(opts.svcDir, '.frozen-cgroups.json');
     this.suspend = new SuspendManager({ ...opts.suspend, stateFile: this.stateFile });
   }
@@ -121,8 +143,29 @@ export class PagerService {
     }
     // The service directory is ours now (its flocks): thaw what a killed server left frozen.
     service.recoverFrozen();
+    service.sweepTimer = setInterval(() => {
+      for (const m of service.managers) m.sweepWakeWatchers();
+    }, WAKE_WATCHER_SWEEP_MS);
+    service.sweepTimer.unref();
     logger.info('serving', { svcDir: opts.svcDir, protocols: `${runner.ManagerDiscoverableName}, ${mapper.MapperDiscoverableName}` });
     return service;
+  }
+
+  /** The connection's account in the budget, or null after closing it with NO_RESOURCES. */
+  private openAccount(ch: Channel, peer: PeerCredentials): Account | null {
+    const opened = this.budget.openConnection(peer.uid, ch.name);
+    if ('refused' in opened) {
+      logger.warn(`connection refused: over budget: ${opened.refused}`, { channel: ch.name, uid: peer.uid, pid: peer.pid, epitaph: 'NO_RESOURCES' });
+      try {
+        ch.send(fidl.encodeEpitaph(ZX.NO_RESOURCES), []);
+      } catch {
+        // Gone already: nobody to tell.
+      }
+      ch.close();
+      return null;
+    }
+    ch.setQueueBudget(opened.account.queueBudget);
+    return opened.account;
   }
 
   private recoverFrozen(): void {
@@ -140,7 +183,13 @@ export class PagerService {
     logger.info('manager connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     if (!this.holdsProcess) ch.unref(); // and so the pagers opened over it (ManagerConnection)
     ch.tap = this.recorder?.tap(runner.ManagerProtocol.name, peer);
-    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, this.tracer?.connection(ch.name, peer));
+    const account = this.openAccount(ch, peer);
+    if (account === null) return;
+    const conn = new ManagerConnection(ch, this.limits, this.pagerOptions, (p) => this.pagers.add(p), this.suspend, account, () => {
+      this.managers.delete(conn);
+      this.budget.closeConnection(account);
+    }, this.tracer?.connection(ch.name, peer));
+    this.managers.add(conn);
     this.track(ch, conn);
   }
 
@@ -148,7 +197,9 @@ export class PagerService {
     logger.info('mapper connection', { channel: ch.name, uid: peer.uid, pid: peer.pid });
     if (!this.holdsProcess) ch.unref();
     ch.tap = this.recorder?.tap(mapper.MapperProtocol.name, peer);
-    this.track(ch, new MapperConnection(ch, this.limits, this.tracer?.connection(ch.name, peer)));
+    const account = this.openAccount(ch, peer);
+    if (account === null) return;
+    this.track(ch, new MapperConnection(ch, this.limits, account, this.uffds, () => this.budget.closeConnection(account), this.tracer?.connection(ch.name, peer)));
   }
 
   private track(ch: Channel, conn: { close(): void }): void {
@@ -180,6 +231,7 @@ export class PagerService {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.suspend.close();
     for (const l of this.listeners) l.close();
     for (const c of [...this.connections]) c.close();

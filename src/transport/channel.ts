@@ -66,8 +66,30 @@ function defaultName(): string {
   return `ch${process.pid}.${channelCount}`;
 }
 
+/**
+ * Inodes of the sockets of every open Channel of this process. A server refuses a handle whose
+ * peer is one of them (a client feeding the server's own endpoints back to it: they would never
+ * hang up, and whatever they hold would never be freed).
+ */
+const ownSocketInodes = new Map<number, number>(); // inode -> count (a released fd may be wrapped again)
+
+function noteInode(inode: number, delta: number): void {
+  const n = (ownSocketInodes.get(inode) ?? 0) + delta;
+  if (n <= 0) ownSocketInodes.delete(inode);
+  else ownSocketInodes.set(inode, n);
+}
+
+/** True if `inode` is the socket of an open Channel of this process. */
+export function isOwnChannelInode(inode: number): boolean {
+  return ownSocketInodes.has(inode);
+}
+
+/** A chain of budgets for write queues (native/channel.cc's NativeQueueBudget). */
+export type QueueBudget = object;
+
 interface NativeChannel {
   start(): void;
+  setQueueBudget(budget: QueueBudget): boolean;
   send(bytes: Uint8Array, fds: number[] | undefined): number;
   close(dropQueued?: boolean): void;
   release(): number;
@@ -91,6 +113,7 @@ export class Channel extends EventEmitter {
   private readonly nativeChannel: NativeChannel;
   private readonly onNativeEventBound: (kind: number, a: unknown, b: unknown) => void;
   private isClosed = false;
+  private inode = -1;
   private whyClosed = 0;
   private droppedWithoutListener = 0;
 
@@ -103,6 +126,26 @@ export class Channel extends EventEmitter {
     // The native side holds this function weakly while idle: keep it alive as long as we are.
     this.onNativeEventBound = this.onNativeEvent.bind(this);
     this.nativeChannel = new native.NativeChannel(fd, this.onNativeEventBound, maxQueued, maxQueuedHandles) as NativeChannel;
+    const inode = native.socketInode(fd) as number;
+    if (inode > 0) {
+      this.inode = inode;
+      noteInode(inode, 1);
+    }
+  }
+
+  /** Forgets this channel's socket in the registry of our own sockets (it is closed or moved). */
+  private forgetInode(): void {
+    if (this.inode > 0) noteInode(this.inode, -1);
+    this.inode = -1;
+  }
+
+  /**
+   * Charges what this channel queues for a slow peer to `budget` too (a chain: connection, uid,
+   * server) from now on; overflowing it closes the channel as overflowing its own caps does. Only
+   * while nothing is queued; false otherwise.
+   */
+  setQueueBudget(budget: QueueBudget): boolean {
+    return !this.isClosed && this.nativeChannel.setQueueBudget(budget);
   }
 
   /** A connected pair (socketpair): what one end sends, the other receives. */
@@ -203,6 +246,7 @@ export class Channel extends EventEmitter {
   private closeWith(dropQueued: boolean): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.forgetInode();
     this.nativeChannel.close(dropQueued);
     logger.debug(`channel ${this.name}: closed`, { channel: this.name });
     process.nextTick(() => this.emit('close'));
@@ -217,6 +261,7 @@ export class Channel extends EventEmitter {
     const fd = this.nativeChannel.release();
     if (fd < 0) throw new ChannelError(ZX.BAD_STATE, `channel ${this.name}: messages still queued, cannot move it`);
     this.isClosed = true;
+    this.forgetInode();
     return new Handle(fd);
   }
 
@@ -269,6 +314,7 @@ export class Channel extends EventEmitter {
     } else if (kind === EVENT_CLOSED) {
       if (this.isClosed) return;
       this.isClosed = true;
+      this.forgetInode();
       this.whyClosed = a as number;
       if (this.whyClosed === ZX.PEER_CLOSED) {
         logger.debug(`channel ${this.name}: peer closed`, { channel: this.name });

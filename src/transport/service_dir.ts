@@ -50,6 +50,7 @@ interface NativeAcceptor {
 
 const ACCEPT_EVENT_CONNECTIONS = 0;
 const ACCEPT_EVENT_FAILED = 1;
+const ACCEPT_EVENT_SHED = 2;
 /** After accept fails for want of fds (EMFILE), wait this long before accepting again. */
 const ACCEPT_RETRY_MS = 100;
 
@@ -60,7 +61,11 @@ function socketPathFor(svcDir: string, protocolName: string): string {
   return path.join(svcDir, protocolName);
 }
 
-/** Creates svcDir 0700 when missing; warns when an existing one lets others in. */
+/**
+ * Creates svcDir 0700 when missing. An existing one must be ours: a directory owned by another
+ * uid, or one that others may write, lets them replace our sockets with their own (and receive
+ * our clients, with everything those send), so it is refused with EACCES, never used.
+ */
 function ensureServiceDir(svcDir: string): void {
   if (!fs.existsSync(svcDir)) {
     fs.mkdirSync(svcDir, { recursive: true, mode: 0o700 });
@@ -70,8 +75,12 @@ function ensureServiceDir(svcDir: string): void {
   }
   const st = fs.statSync(svcDir);
   if (!st.isDirectory()) throw new ServiceDirError('ENOTDIR', svcDir, `service dir ${svcDir} exists and is not a directory`);
+  const euid = process.geteuid?.() ?? st.uid;
+  if (st.uid !== euid) {
+    throw new ServiceDirError('EACCES', svcDir, `service dir ${svcDir} is owned by uid ${st.uid}, not by this server's uid ${euid}: refusing to serve in it (its owner could replace the sockets)`);
+  }
   if ((st.mode & 0o022) !== 0) {
-    logger.warn(`service dir ${svcDir}: mode ${(st.mode & 0o777).toString(8)} lets other users replace its sockets`, { dir: svcDir });
+    throw new ServiceDirError('EACCES', svcDir, `service dir ${svcDir} has mode ${(st.mode & 0o777).toString(8)}: others may write it and replace its sockets; refusing to serve in it (chmod go-w)`);
   }
 }
 
@@ -220,6 +229,17 @@ export class ServiceListener {
   }
 
   private onAcceptEvent(kind: number, payload: number[] | number): void {
+    if (kind === ACCEPT_EVENT_SHED) {
+      // Out of fds: the acceptor took these connections with its reserve fd and closed them.
+      const shed = payload as number[];
+      const who: string[] = [];
+      for (let i = 0; i < shed.length; i += 3) who.push(`uid ${shed[i + 1]} pid ${shed[i + 2]}`);
+      const errno = shed[0] === 24 ? 'EMFILE' : shed[0] === 23 ? 'ENFILE' : `errno ${shed[0]}`;
+      logger.warn(`service ${this.protocolName}: out of file descriptors (${errno}): closed ${who.length} new connection(s) at once: ${who.join(', ')}`, {
+        path: this.path,
+      });
+      return;
+    }
     if (kind === ACCEPT_EVENT_FAILED) {
       logger.error(`service ${this.protocolName}: accept failed (errno ${payload as number}); retrying in ${ACCEPT_RETRY_MS} ms`, {
         path: this.path,

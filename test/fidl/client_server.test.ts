@@ -5,6 +5,7 @@ import * as runner from '../../src/gen/fuchsia_starnix_runner';
 import { Channel } from '../../src/transport/channel';
 import type { Handle } from '../../src/transport/handle';
 import { devNullHandle, fdIsOpen } from './helpers';
+import { captureLogs } from '../support/log_capture';
 
 const NOT_FOUND = -25;
 
@@ -140,9 +141,12 @@ describe('FIDL client and server over a Channel pair', () => {
 
   test('a handler that throws: epitaph INTERNAL, the pending call rejects with FidlPeerClosedError', async () => {
     const [clientEnd, serverEnd] = pair();
+    const logs = captureLogs();
     runner.servePager(serverEnd, { registerFile: () => { throw new Error('boom'); } });
     const client = new runner.PagerClient(clientEnd);
     const err = await client.registerFile({}).catch((e) => e);
+    logs.restore();
+    expect(logs.lines.find((l) => / error: /.test(l))).toMatch(/error: FIDL handler failed protocol=fuchsia.starnix.runner\/Pager method=RegisterFile error=Error: boom/);
     expect(err).toBeInstanceOf(fidl.FidlPeerClosedError);
     expect(err.status).toBe(fidl.Status.INTERNAL);
     await expect(client.registerFile({})).rejects.toBe(err); // later calls fail the same way

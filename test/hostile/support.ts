@@ -91,9 +91,17 @@ export function pagerMemfdsOf(pid: number): number {
 export interface ServerOptions {
   allowUids?: number[];
   limits?: Record<string, number>;
+  /** The server's budget (src/server/budget.ts BudgetLimits): totals and shares. */
+  budget?: Record<string, number>;
   threads?: number;
   /** Run the real CLI (`bin/starnix-pager serve`) instead of the test server (which takes limits). */
   cli?: boolean;
+  /** Run the server under `prlimit --nofile=N:N` (its RLIMIT_NOFILE, soft and hard), or 'SOFT:HARD'. */
+  nofile?: number | string;
+  /** STARNIX_PAGER_LOG for the server (default: the environment's, else error). */
+  logLevel?: string;
+  /** Extra CLI arguments (with cli). */
+  cliArgs?: string[];
 }
 
 export class ServerProcess {
@@ -117,17 +125,20 @@ export class ServerProcess {
 
   /** Starts a server in svcDir and waits until it accepts connections. */
   static async start(svcDir: string, opts: ServerOptions = {}): Promise<ServerProcess> {
-    const env = { ...process.env, STARNIX_PAGER_LOG: process.env.STARNIX_PAGER_LOG ?? 'error' };
+    const level = opts.logLevel ?? process.env.STARNIX_PAGER_LOG ?? 'error';
+    const env = { ...process.env, STARNIX_PAGER_LOG: level };
     let child: ChildProcess;
+    // Under prlimit, the server is prlimit's child: exec'ed in place, so the pid is the server's.
+    const launch = (args: string[]): ChildProcess =>
+      opts.nofile === undefined
+        ? spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('prlimit', [`--nofile=${typeof opts.nofile === 'string' ? opts.nofile : `${opts.nofile}:${opts.nofile}`}`, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     if (opts.cli) {
-      const args = [path.join(REPO, 'bin', 'starnix-pager'), 'serve', '--svc-dir', svcDir, '--log-level', 'error'];
+      const args = [path.join(REPO, 'bin', 'starnix-pager'), 'serve', '--svc-dir', svcDir, '--log-level', level, ...(opts.cliArgs ?? [])];
       for (const u of opts.allowUids ?? []) args.push('--allow-uid', String(u));
-      child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = launch(args);
     } else {
-      child = spawn(process.execPath, [path.join(DIST_HOSTILE, 'server_child.js'), JSON.stringify({ svcDir, ...opts })], {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      child = launch([path.join(DIST_HOSTILE, 'server_child.js'), JSON.stringify({ svcDir, ...opts })]);
     }
     const server = new ServerProcess(child, svcDir);
     // Ready when both sockets accept a connection (a socket file can exist before listen()).
@@ -240,6 +251,46 @@ export async function wellBehavedRead(svcDir: string, img: TestImage, fileIndex 
     }
   } finally {
     client.close();
+  }
+}
+
+/** What a process holds that a client could make it hold for good. */
+export interface ProcessCounters {
+  fds: number;
+  threads: number;
+  inotify: number;
+  /** VmSize in KiB: the address space mapped (every registered file is mapped whole). */
+  vmKb: number;
+}
+
+export function countersOf(pid: number): ProcessCounters {
+  let inotify = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') inotify++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return { fds: fdCountOf(pid), threads: fs.readdirSync(`/proc/${pid}/task`).length, inotify, vmKb: statusKb(pid, 'VmSize') };
+}
+
+/**
+ * Waits until every counter is back to (at most) its baseline; VmSize within `vmSlackKb`: V8's
+ * heap moves on its own, and glibc keeps the malloc arena of every thread that ever ran (64 MiB of
+ * address space each, reserved), so pager threads that came and went leave some behind. The
+ * attacks this checks for are measured in TiB.
+ */
+export async function expectCountersBack(pid: number, base: ProcessCounters, what: string, timeoutMs = 8000, vmSlackKb = 1024 * 1024): Promise<void> {
+  try {
+    await waitFor(
+      () => countersOf(pid),
+      (c) => c.fds <= base.fds && c.threads <= base.threads && c.inotify <= base.inotify && c.vmKb <= base.vmKb + vmSlackKb,
+      timeoutMs,
+      `server counters back to ${JSON.stringify(base)} after ${what}`,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; server fds now: ${JSON.stringify(fdKindsOf(pid))}`);
   }
 }
 

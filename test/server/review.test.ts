@@ -6,6 +6,7 @@ import { EventPair } from '../../src/transport/eventpair';
 import { Handle } from '../../src/transport/handle';
 import { createMemfd } from '../../src/transport/memfd';
 import { ZX } from '../../src/zx_status';
+import { captureLogs } from '../support/log_capture';
 
 jest.setTimeout(10000);
 
@@ -35,6 +36,7 @@ test('a client that sends RegisterFile calls and never reads the replies cannot 
   const { Channel } = await import('../../src/transport/channel');
   const { encodeMessage } = await import('../../src/fidl/message');
   const runner = await import('../../src/gen/fuchsia_starnix_runner');
+  const logs = captureLogs();
   const svc = EmbeddedService.start();
   const client = PagerClientConnection.connect(svc.svcDir);
   const [clientEnd, serverEnd] = Channel.pairHandles();
@@ -66,10 +68,13 @@ test('a client that sends RegisterFile calls and never reads the replies cannot 
     peak = Math.max(peak, openFdCount());
     expect(pagerChannel.queuedBytes).toBe(0);
     expect(peak - before).toBeLessThan(5000); // some 9700 before the cap
+    // The server said why it cut the client off (and that its replies could not be sent).
+    expect(logs.lines).toContainEqual(expect.stringMatching(/error: channel .*\/pager: closing, the peer does not read/));
   } finally {
     pagerChannel.close();
     client.close();
     svc.close();
+    logs.restore();
   }
 });
 

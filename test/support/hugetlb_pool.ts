@@ -18,7 +18,8 @@ export function unreservedFree(): number {
 }
 
 export interface HugePool {
-  /** Puts vm.nr_hugepages back to what it was. */
+  /** Takes back the pages this grew the pool by (not an absolute old value: two runs that grow
+   *  and restore at overlapping times, e.g. test suites of two checkouts, then both end right). */
   restore(): void;
 }
 
@@ -31,12 +32,19 @@ export function growPool(pages: number): HugePool | string {
   if (!fs.existsSync(NR)) return `no ${NR}: this kernel has no hugetlb pages`;
   const old = Number(fs.readFileSync(NR, 'utf8').trim());
   const want = old + Math.max(0, pages - unreservedFree());
-  const restore = () => fs.writeFileSync(NR, String(old));
   try {
     fs.writeFileSync(NR, String(want));
   } catch (e) {
     return `cannot write ${NR}: ${(e as Error).message}`;
   }
+  const added = Math.max(0, Number(fs.readFileSync(NR, 'utf8').trim()) - old);
+  let restored = false;
+  const restore = () => {
+    if (restored) return;
+    restored = true;
+    const now = Number(fs.readFileSync(NR, 'utf8').trim());
+    fs.writeFileSync(NR, String(Math.max(0, now - added)));
+  };
   if (unreservedFree() < pages) {
     const got = unreservedFree();
     restore();

@@ -7,6 +7,7 @@ import { handleInfo } from '../../src/transport/handle_info';
 import { createMemfd } from '../../src/transport/memfd';
 import { ZX } from '../../src/zx_status';
 import { Inbox, openFdCount, spawnPeer, waitFor } from './helpers';
+import { captureLogs } from '../support/log_capture';
 
 function expectChannelError(fn: () => void, status: number): void {
   let caught: unknown;
@@ -152,6 +153,7 @@ describe('Channel between two processes', () => {
     await mineClosed; // the peer's only copy of `theirs` was closed: our end sees the hang-up
     peer.channel.close();
     expect(await peer.exited).toBe(0);
+    expect(peer.stderr()).toMatch(/warn: channel peer-nolistener: message arrived with no 'message' listener; dropped, 1 handle\(s\) closed/);
   });
 });
 
@@ -239,6 +241,7 @@ describe('Channel limits and errors', () => {
   });
 
   test('a reader that never reads: the write queue is capped and the channel closed', () => {
+    const logs = captureLogs();
     const [a, b] = Channel.pair();
     const small = Channel.fromHandle(a.toHandle(), { name: 'capped', maxQueuedBytes: 256 * 1024 });
     let thrown: unknown;
@@ -253,6 +256,8 @@ describe('Channel limits and errors', () => {
     expect(small.closed).toBe(true);
     expect(sent).toBeGreaterThan(64); // the socket buffer and the queue took some first
     b.close();
+    logs.restore();
+    expect(logs.lines.filter((l) => / error: /.test(l))).toEqual([expect.stringMatching(/error: channel capped: closing, the peer does not read: \d+ bytes already queued/)]);
   });
 
   test('queued messages are delivered in order once the reader catches up', async () => {

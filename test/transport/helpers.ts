@@ -14,6 +14,8 @@ export interface Peer {
   exited: Promise<number | string>;
   /** Everything the peer printed so far. */
   output(): string;
+  /** Everything it wrote to stderr (its log lines): captured for the test to assert, not printed. */
+  stderr(): string;
 }
 
 /** Starts the peer in `mode` with one end of a new channel as its fd 3; we keep the other end. */
@@ -26,15 +28,17 @@ export function spawnPeer(
   const [mine, theirs] = Channel.pair();
   const theirHandle = theirs.toHandle();
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), PEER_JS, mode, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'inherit', theirHandle.fd],
+    stdio: ['ignore', 'pipe', 'pipe', theirHandle.fd],
     uid: opts.uid,
     gid: opts.gid,
   });
   theirHandle.close();
   let out = '';
+  let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  return { child, channel: mine, exited, output: () => out };
+  return { child, channel: mine, exited, output: () => out, stderr: () => err };
 }
 
 export interface Message {

@@ -2,6 +2,7 @@
 import { Channel, ChannelError } from '../../src/transport/channel';
 import { ZX } from '../../src/zx_status';
 import { openFdCount } from './helpers';
+import { captureLogs } from '../support/log_capture';
 
 jest.setTimeout(10000);
 
@@ -49,6 +50,7 @@ test('a send made while hearing the last messages before the peer closed fails w
 test('the write queue is capped in handles as well as bytes: past the cap, NO_RESOURCES and the channel closes', async () => {
   const { createMemfd } = await import('../../src/transport/memfd');
   const [a0, b] = Channel.pair();
+  const logs = captureLogs();
   const a = Channel.fromHandle(a0.toHandle(), { name: 'handle-capped', maxQueuedHandles: 4 });
   while (a.queuedBytes === 0) a.send(Buffer.alloc(16), []); // b never reads: the socket is full now
   for (let i = 0; i < 3; i++) a.send(Buffer.alloc(16), [createMemfd(`q${i}`)]); // queued: 3 handles
@@ -65,6 +67,8 @@ test('the write queue is capped in handles as well as bytes: past the cap, NO_RE
   expect(fifth.valid).toBe(false);
   expect(a.closed).toBe(true);
   b.close();
+  logs.restore();
+  expect(logs.lines.filter((l) => / error: /.test(l))).toEqual([expect.stringMatching(/error: channel handle-capped: closing, the peer does not read/)]);
 });
 
 test('a peer that closes while we only write (not started yet) loses us none of its messages, and no close comes before start()', async () => {

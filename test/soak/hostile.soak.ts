@@ -1,0 +1,112 @@
+// Soak: the hostile clients of test/hostile/budget.test.ts and owned_fds.test.ts, in rounds against
+// one server for HOSTILE_SOAK_SECONDS (default 180): a uid-65534 client taking mapped bytes,
+// pagers or wake watchers up to its shares (then killed), the server's own endpoints fed back as
+// wake watchers, watchers whose peers hang up, pagers whose replies are never read. Every round a
+// well-behaved root client reads a file right; at the end the server's fds, threads, inotify
+// instances and address space are back to their baseline. Run with `npm run test:soak`.
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as runner from '../../src/gen/fuchsia_starnix_runner';
+import * as mapperLib from '../../src/gen/starnix_pager';
+import { native } from '../../src/native';
+import { Channel } from '../../src/transport/channel';
+import { Handle } from '../../src/transport/handle';
+import { ZX } from '../../src/zx_status';
+import { RawPeer, request } from '../hostile/raw_peer';
+import { DIST_HOSTILE, ServerProcess, buildImage, countersOf, expectCountersBack, removeImage, sleep, wellBehavedRead } from '../hostile/support';
+
+async function hostile(args: Record<string, unknown>): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(process.execPath, [path.join(DIST_HOSTILE, 'budget_child.js'), JSON.stringify(args)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STARNIX_PAGER_LOG: 'error' },
+    uid: 65534,
+    gid: 65534,
+  });
+  let out = '';
+  const line = await new Promise<string>((resolve) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(out.split('\n')[0]);
+    });
+    child.once('exit', () => resolve(`exited: ${out}`));
+  });
+  return { child, line };
+}
+
+test('soak: hostile clients in rounds; a well-behaved client is served throughout; everything comes back', async () => {
+  const seconds = Number(process.env.HOSTILE_SOAK_SECONDS ?? 180);
+  const img = buildImage([200_000, 30_000], { seed: 44 });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'soak-hostile-'));
+  for (const d of [tmp, img.dir]) fs.chmodSync(d, 0o755);
+  fs.chmodSync(img.image, 0o644);
+  const server = await ServerProcess.start(path.join(tmp, 'svc'), {
+    budget: { mappedBytes: 2 ** 44, pagers: 8, wakeWatchers: 16, queuedHandles: 400, uidShare: 0.5, connectionShare: 0.25 },
+  });
+  fs.chmodSync(server.svcDir, 0o755);
+  for (const name of [runner.ManagerDiscoverableName, mapperLib.MapperDiscoverableName]) fs.chmodSync(path.join(server.svcDir, name), 0o666);
+  const base = countersOf(server.pid);
+  const modes = ['mapped', 'pagers', 'watchers'];
+  const deadline = Date.now() + seconds * 1000;
+  let rounds = 0;
+  try {
+    while (Date.now() < deadline) {
+      // 1. A uid-65534 client takes what its shares allow, and holds it while root is served.
+      const mode = modes[rounds % modes.length];
+      const { child, line } = await hostile({ mode, svcDir: server.svcDir, image: img.image, blockSize: img.blockSize, connections: 3, perConnection: 5, fileSize: String(2 ** 40) });
+      try {
+        expect(line).toMatch(/^\[/);
+        await wellBehavedRead(server.svcDir, img);
+      } finally {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      // 2. Own endpoints as wake watchers: refused.
+      const fd = native.connectSocket(path.join(server.svcDir, runner.ManagerDiscoverableName)) as number;
+      const own = new Handle(native.dupFd(fd) as number);
+      const peer = new RawPeer(Channel.fromHandle(new Handle(fd)));
+      const w = request(runner.ManagerMethods.RegisterWakeWatcher, { watcher: own });
+      peer.send(w.bytes, w.handles as Handle[]);
+      expect(await peer.closure()).toBe(ZX.INVALID_ARGS);
+      // 3. Watchers whose peers hang up, on a connection that stays.
+      const m2 = RawPeer.connect(server.svcDir, runner.ManagerDiscoverableName);
+      for (let i = 0; i < 3; i++) {
+        const [ours, theirs] = native.datagramPair() as [number, number];
+        const r = request(runner.ManagerMethods.RegisterWakeWatcher, { watcher: new Handle(theirs) });
+        m2.send(r.bytes, r.handles as Handle[]);
+        await m2.next();
+        fs.closeSync(ours);
+      }
+      // 4. Pagers whose replies are never read.
+      const [clientEnd, serverEnd] = Channel.pairHandles();
+      const cp = request(runner.ManagerMethods.CreatePager, { backingVmo: new Handle(fs.openSync(img.image, 'r')), blockSize: BigInt(img.blockSize), pager: serverEnd });
+      m2.send(cp.bytes, cp.handles as Handle[]);
+      const unread = Channel.fromHandle(clientEnd);
+      const f = img.files[1];
+      for (let i = 0; i < 600 && !unread.closed; i++) {
+        const r = request(runner.PagerMethods.RegisterFile, { name: f.path, inodeNum: f.ino, size: f.size, extents: f.extents });
+        try {
+          unread.send(r.bytes, r.handles as Handle[]);
+        } catch {
+          break;
+        }
+        if (i % 100 === 0) await sleep(2);
+      }
+      await wellBehavedRead(server.svcDir, img, 1);
+      await sleep(2500); // the watchers' hang-ups are swept
+      unread.close();
+      m2.close();
+      rounds++;
+      expect(server.alive).toBe(true);
+    }
+    await expectCountersBack(server.pid, base, `${rounds} hostile rounds`, 15_000);
+    // eslint-disable-next-line no-console
+    console.log(`soak hostile (${seconds} s): ${rounds} rounds; server counters ${JSON.stringify(base)} -> ${JSON.stringify(countersOf(server.pid))}`);
+  } finally {
+    await server.stop();
+    removeImage(img);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}, 60 * 60_000);
