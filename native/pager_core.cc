@@ -225,7 +225,8 @@ class Filler {
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
 
   Pager* pager_;
-  uint64_t page_;  // the page size of the file being filled (set by Fill)
+  uint64_t page_;
+  uint64_t backing_now_ = 0;  // the backing's size when this Fill began  // the page size of the file being filled (set by Fill)
   trace::Ring* trace_ring_;  // this thread's vmo_read records, when tracing
   uint8_t* buf_ = nullptr;
   const uint8_t* zeros_ = nullptr;
@@ -253,10 +254,14 @@ Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t lim
   if (data_start <= cursor && data_end >= cursor + page_ && cursor >= no_direct_until &&
       pager_->backing_map_ != nullptr) {
     uint64_t phys = it->physical_block * bs + (cursor - data_start);
+    // Only whole pages the backing still has: the page holding the end of a backing that shrank
+    // to an odd size maps as its data plus zeros, which must not become the file's bytes (pread
+    // reports the short read, and the page fails with EIO).
+    const uint64_t direct_end = std::min(pager_->backing_map_len_, RoundDown(backing_now_, uffd::PageSize()));
     // The source of UFFDIO_COPY may be anywhere; a base page boundary keeps DropCache's madvise exact.
-    if (phys % uffd::PageSize() == 0 && phys + page_ <= pager_->backing_map_len_) {
+    if (phys % uffd::PageSize() == 0 && phys + page_ <= direct_end) {
       uint64_t run_end = std::min(limit, RoundDown(data_end, page_));
-      uint64_t len = std::min(run_end - cursor, RoundDown(pager_->backing_map_len_ - phys, page_));
+      uint64_t len = std::min(run_end - cursor, RoundDown(direct_end - phys, page_));
       return Piece{Kind::kDirect, len, phys};
     }
   }
@@ -399,6 +404,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
   chunk = std::max(chunk, page_);
   trace::VmoReadScope traced(trace_ring_, att.id, f.inode, fault_fo, end - fault_fo, poison_first);
   uint64_t cursor = fault_fo;
+  backing_now_ = pager_->BackingSize();  // statx(DONT_SYNC) or BLKGETSIZE64: a FUSE daemon is not asked
   uint64_t no_direct_until = 0;  // after EFAULT from the backing's mapping: learn the truth by pread
   int failure = 0;
   uint64_t failed_at = 0;

@@ -56,6 +56,12 @@ function permutations<T>(xs: T[]): T[][] {
 const NAMES = ['embedded', 'connection', 'pager', 'file', 'mapping'] as const;
 
 test('every order of closing the five leaves no fd and no folder behind, and nothing hangs', async () => {
+  // One stack opened and closed first: the pagers' process-wide inotify instance (made at the
+  // first registration, kept for the process) is then part of the baseline, not a leak.
+  {
+    const warm = await openStack();
+    for (const name of [...NAMES].reverse()) warm[name].close();
+  }
   const before = openFdCount();
   const orders = permutations([...NAMES]);
   expect(orders).toHaveLength(120);
