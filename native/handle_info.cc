@@ -272,7 +272,8 @@ Napi::Value CheckHandleJs(const Napi::CallbackInfo& info) {
 
 Napi::Value UnixSocketPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int type = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  int type = -1;
+  if (info.Length() < 1 || !starnix::NonNegativeIntArg(info[0], &type)) type = -1;
   if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
     ThrowType(env, "unixSocketPair: type must be SOCK_STREAM (1), SOCK_DGRAM (2) or SOCK_SEQPACKET (5)");
     return env.Undefined();
@@ -301,7 +302,11 @@ Napi::Value EventFd(const Napi::CallbackInfo& info) {
 
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int pid = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  int pid = 0;
+  if (info.Length() < 1 || !starnix::NonNegativeIntArg(info[0], &pid) || pid == 0) {
+    ThrowType(env, "pidfdOpen: pid must be an integer from 1 to 2147483647");  // 2**32 + p is not pid p
+    return env.Undefined();
+  }
   int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // pidfds are close-on-exec
   if (fd < 0) {
     ThrowErrno(env, "pidfd_open", errno, std::to_string(pid));

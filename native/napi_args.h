@@ -23,13 +23,17 @@ inline bool U64Arg(Napi::Value v, uint64_t* out) {
   return false;
 }
 
-// A file descriptor: a whole Number in [0, INT_MAX].
-inline bool FdArg(Napi::Value v, int* fd) {
+// A whole Number in [0, INT_MAX] (an fd, a pid, a socket type): never wrapped as Int32Value()
+// wraps 2**32 + n to n.
+inline bool NonNegativeIntArg(Napi::Value v, int* out) {
   if (!v.IsNumber()) return false;
   double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0) || d > 2147483647.0 || d != static_cast<double>(static_cast<int>(d))) return false;
-  *fd = static_cast<int>(d);
+  *out = static_cast<int>(d);
   return true;
 }
+
+// A file descriptor: a whole Number in [0, INT_MAX].
+inline bool FdArg(Napi::Value v, int* fd) { return NonNegativeIntArg(v, fd); }
 
 }  // namespace starnix

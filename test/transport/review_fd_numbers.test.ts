@@ -90,3 +90,15 @@ describe('fd numbers from JavaScript', () => {
     for (const bad of [-1, 1.5, NaN, 2 ** 31, WRAPS + 3]) expect(() => new Handle(bad)).toThrow(RangeError);
   });
 });
+
+describe('other whole-number arguments of the addon', () => {
+  test('pidfdOpen(2**32 + pid) is not pid (it opened the process `pid`), and unixSocketPair(2**32 + 1) is not SOCK_STREAM', () => {
+    const before = openFdCount();
+    for (const bad of [WRAPS + process.pid, -1, 0, 1.5, '1']) expectTypeError(() => native.pidfdOpen(bad));
+    for (const bad of [WRAPS + 1, WRAPS + 5, -1, 1.5]) expectTypeError(() => native.unixSocketPair(bad));
+    expect(openFdCount()).toBe(before);
+    const pidfd = native.pidfdOpen(process.pid) as number; // the plain case still works
+    expect(isOpen(pidfd)).toBe(true);
+    fs.closeSync(pidfd);
+  });
+});
