@@ -599,6 +599,23 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     return true;
   }
 
+  // Reads (target: Uint8Array, offset) for readInto/readIntoAsync: EINVAL for wrong arguments
+  // (naming `method`), ERANGE when target.length bytes from offset leave the mapping.
+  bool TargetRange(const Napi::CallbackInfo& info, const char* method, Napi::Uint8Array* target, uint64_t* offset) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], offset)) {
+      ThrowCode(env, "EINVAL", std::string(method) + "(target: Uint8Array, offset)");
+      return false;
+    }
+    *target = info[0].As<Napi::Uint8Array>();
+    if (*offset > state_->length || target->ElementLength() > state_->length - *offset) {
+      ThrowCode(env, "ERANGE", "read outside the mapping");
+      return false;
+    }
+    return true;
+  }
+
   Napi::Value UffdForPager(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
@@ -663,17 +680,9 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
     uint64_t offset;
-    if (info.Length() < 2 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], &offset)) {
-      ThrowCode(env, "EINVAL", "readInto(target: Uint8Array, offset)");
-      return env.Undefined();
-    }
-    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
+    Napi::Uint8Array target;
+    if (!TargetRange(info, "readInto", &target, &offset)) return env.Undefined();
     const size_t length = target.ElementLength();
-    if (offset > state_->length || length > state_->length - offset) {
-      ThrowCode(env, "ERANGE", "read outside the mapping");
-      return env.Undefined();
-    }
     uintptr_t fault = 0;
     if (!GuardedCopy(target.Data(), state_->addr + offset, length, &fault)) {
       auto f = ReadFailure(*state_, fault);
@@ -703,16 +712,8 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
     Napi::Env env = info.Env();
     if (!Live(env)) return env.Undefined();
     uint64_t offset;
-    if (info.Length() < 2 || !info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !U64Arg(info[1], &offset)) {
-      ThrowCode(env, "EINVAL", "readIntoAsync(target: Uint8Array, offset)");
-      return env.Undefined();
-    }
-    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
-    if (offset > state_->length || target.ElementLength() > state_->length - offset) {
-      ThrowCode(env, "ERANGE", "read outside the mapping");
-      return env.Undefined();
-    }
+    Napi::Uint8Array target;
+    if (!TargetRange(info, "readIntoAsync", &target, &offset)) return env.Undefined();
     ReadWorker* worker = new ReadWorker(env, state_, offset, target, /*resolve_with_count=*/true);
     Napi::Promise promise = worker->Promise();
     worker->Queue();
