@@ -223,7 +223,7 @@ say "# $i sequential reads in $(since "$t0")s"
 ls_lists() {
   local path="$1"; shift
   local out
-  out="$(client ls ls --svc-dir /svc /images/test.img "$path")" || { say "#   ls $path failed"; return 1; }
+  out="$(client ls ls /images/test.img "$path")" || { say "#   ls $path failed"; return 1; }
   local entry
   for entry in "$@"; do
     grep -qw -- "$entry" <<<"$out" || { say "#   ls $path: no $entry in:"; say "$out" | sed 's/^/#   /'; return 1; }
@@ -233,7 +233,7 @@ check "ls / lists the root's entries" ls_lists / empty one-byte page page-minus-
 check "ls /dir/sub lists big" ls_lists /dir/sub big
 stat_says_size() {
   local out
-  out="$(client stat stat --svc-dir /svc /images/test.img "$big")" || { say "#   stat $big failed"; return 1; }
+  out="$(client stat stat /images/test.img "$big")" || { say "#   stat $big failed"; return 1; }
   grep -qw "$big_size" <<<"$out" || { say "#   stat $big: no size $big_size in:"; say "$out" | sed 's/^/#   /'; return 1; }
 }
 check "stat $big reports its size" stat_says_size
