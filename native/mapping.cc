@@ -102,8 +102,11 @@ bool InstallSigbusHandler() {
   return g_install_error == 0;
 }
 
-// Copies len bytes; returns false and the faulting address if a page raised SIGBUS.
-bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_addr) {
+// Runs body() with the SIGBUS guard armed over [src, src+len): returns false and the faulting
+// address if a page there raised SIGBUS (the handler longjmps back into this frame, which stays
+// live while body runs), true when body finished. body must hold nothing that needs a destructor.
+template <typename Body>
+bool Guarded(const uint8_t* src, size_t len, uintptr_t* fault_addr, Body body) {
   Guard guard;
   guard.lo = reinterpret_cast<uintptr_t>(src);
   guard.hi = guard.lo + len;
@@ -115,18 +118,25 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
   }
   tls_guard = &guard;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  // Page by page, front to back: a large memcpy may touch the end first and walk backwards
-  // (measured: glibc's did), and the pager's read-ahead follows forward access.
-  const uint64_t page = uffd::PageSize();
-  size_t done = 0;
-  while (done < len) {
-    size_t n = std::min<size_t>(len - done, page - (reinterpret_cast<uintptr_t>(src + done) & (page - 1)));
-    memcpy(dst + done, src + done, n);
-    done += n;
-  }
+  body();
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tls_guard = nullptr;
   return true;
+}
+
+// Copies len bytes; returns false and the faulting address if a page raised SIGBUS.
+bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_addr) {
+  return Guarded(src, len, fault_addr, [=] {
+    // Page by page, front to back: a large memcpy may touch the end first and walk backwards
+    // (measured: glibc's did), and the pager's read-ahead follows forward access.
+    const uint64_t page = uffd::PageSize();
+    size_t done = 0;
+    while (done < len) {
+      size_t n = std::min<size_t>(len - done, page - (reinterpret_cast<uintptr_t>(src + done) & (page - 1)));
+      memcpy(dst + done, src + done, n);
+      done += n;
+    }
+  });
 }
 
 // Reads one byte of every page of [src, src+len), front to back, so that every page is in before
@@ -135,26 +145,13 @@ bool GuardedCopy(uint8_t* dst, const uint8_t* src, size_t len, uintptr_t* fault_
 // A kernel-side fault would need a full (not user-mode-only) uffd, and would report a poisoned page
 // only as EFAULT with no address. Returns false and the faulting address on SIGBUS.
 bool GuardedTouch(const uint8_t* src, size_t len, uintptr_t* fault_addr) {
-  Guard guard;
-  guard.lo = reinterpret_cast<uintptr_t>(src);
-  guard.hi = guard.lo + len;
-  guard.fault_addr = 0;
-  if (sigsetjmp(guard.jmp, 1) != 0) {
-    tls_guard = nullptr;
-    *fault_addr = guard.fault_addr;
-    return false;
-  }
-  tls_guard = &guard;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  const uint64_t page = uffd::PageSize();
-  uint8_t sink = 0;
-  for (uintptr_t a = guard.lo; a < guard.hi; a = (a | (page - 1)) + 1) {
-    sink ^= *reinterpret_cast<const volatile uint8_t*>(a);
-  }
-  (void)sink;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  tls_guard = nullptr;
-  return true;
+  return Guarded(src, len, fault_addr, [=] {
+    const uint64_t page = uffd::PageSize();
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(src), hi = lo + len;
+    uint8_t sink = 0;
+    for (uintptr_t a = lo; a < hi; a = (a | (page - 1)) + 1) sink ^= *reinterpret_cast<const volatile uint8_t*>(a);
+    (void)sink;
+  });
 }
 
 // ---- the mapping --------------------------------------------------------------------------
