@@ -32,6 +32,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "uv_poll.h"
+
 #include <algorithm>
 #include <deque>
 #include <memory>
@@ -496,16 +498,8 @@ class NativeChannel : public Napi::ObjectWrap<NativeChannel> {
   // Creates the poll handle on first use. Returns 0 or a libuv error.
   int EnsurePoll() {
     if (poll_ != nullptr) return 0;
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(Env(), &loop) != napi_ok || loop == nullptr) return UV_EINVAL;
-    poll_ = new uv_poll_t;
-    int err = uv_poll_init(loop, poll_, fd_);
-    if (err != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      return err;
-    }
-    poll_->data = this;
+    int err = NewPoll(Env(), fd_, this, &poll_);
+    if (err != 0) return err;
     if (!loop_ref_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     return 0;
   }

@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "uv_poll.h"
+
 #include <memory>
 #include <string>
 
@@ -60,20 +62,11 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
       ThrowType(env, "FdWatcher(fd, onEvent)");
       return;
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      ThrowType(env, "FdWatcher: no event loop");
-      return;
-    }
-    poll_ = new uv_poll_t;
-    int err = uv_poll_init(loop, poll_, fd);
+    int err = NewPoll(env, fd, this, &poll_);
     if (err != 0) {
-      delete poll_;
-      poll_ = nullptr;
       ThrowErrno(env, "uv_poll_init", -err, "fd " + std::to_string(fd));
       return;
     }
-    poll_->data = this;
     on_event_ = Napi::Weak(info[1].As<Napi::Function>());
     async_context_ = std::make_unique<Napi::AsyncContext>(env, "StarnixFdWatcher", info.This().As<Napi::Object>());
   }

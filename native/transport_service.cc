@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "uv_poll.h"
+
 #include <memory>
 #include <string>
 
@@ -153,20 +155,11 @@ class NativeAcceptor : public Napi::ObjectWrap<NativeAcceptor> {
       ThrowType(env, "NativeAcceptor(fd, onEvent)");
       return;
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-      ThrowErrno(env, "napi_get_uv_event_loop", EINVAL);
-      return;
-    }
-    poll_ = new uv_poll_t;
-    int err = uv_poll_init(loop, poll_, fd);
+    int err = NewPoll(env, fd, this, &poll_);
     if (err != 0) {
-      delete poll_;
-      poll_ = nullptr;
       ThrowErrno(env, "uv_poll_init", -err);
       return;
     }
-    poll_->data = this;
     fd_ = fd;
     reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
