@@ -12,8 +12,6 @@
 //                                     sock_diag (UNIX_DIAG_PEER); 0 when it has no peer (never
 //                                     connected, or the peer was closed), -errno on failure
 //                                     (-ENOENT: no such socket; -EPROTONOSUPPORT etc.: no unix_diag).
-// datagramPair(): [fd, fd]          a connected AF_UNIX SOCK_DGRAM pair (the Linux stand-in for an
-//                                     eventpair), close-on-exec and non-blocking.
 // armStopWatchdog(seconds): undefined
 //                                     from now on the first SIGTERM or SIGINT also starts a native
 //                                     countdown: if the process has not exited `seconds` later, it
@@ -156,19 +154,6 @@ Napi::Value UnixPeerInode(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(LookupUnixPeer(ino)));
 }
 
-Napi::Value DatagramPair(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
-    ThrowErrno(env, "socketpair", errno, "SOCK_DGRAM");
-    return env.Undefined();
-  }
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::Number::New(env, fds[0]));
-  result.Set(1u, Napi::Number::New(env, fds[1]));
-  return result;
-}
-
 // ---- the stop watchdog ----
 
 sem_t g_stop_signalled;
@@ -247,7 +232,6 @@ void InitServerResources(Napi::Env env, Napi::Object exports) {
   exports.Set("kcmpFile", Napi::Function::New(env, KcmpFile, "kcmpFile"));
   exports.Set("socketInode", Napi::Function::New(env, SocketInode, "socketInode"));
   exports.Set("unixPeerInode", Napi::Function::New(env, UnixPeerInode, "unixPeerInode"));
-  exports.Set("datagramPair", Napi::Function::New(env, DatagramPair, "datagramPair"));
   exports.Set("armStopWatchdog", Napi::Function::New(env, ArmStopWatchdog, "armStopWatchdog"));
 }
 

@@ -169,7 +169,7 @@ test('wake watchers: past a connection\'s or a uid\'s share the connection is cl
         { got: 2, stoppedBy: `epitaph ${ZX.NO_RESOURCES}` },
       ]);
       const manager = RawPeer.connect(server.svcDir, runner.ManagerDiscoverableName);
-      const pair = native.datagramPair() as [number, number];
+      const pair = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
       const mine = new Handle(pair[0]);
       try {
         const m = request(runner.ManagerMethods.RegisterWakeWatcher, { watcher: new Handle(pair[1]) });

@@ -81,7 +81,7 @@ async function pagers(manager: RawPeer, first: number): Promise<Outcome> {
 
 async function watchers(manager: RawPeer): Promise<Outcome> {
   for (let i = 0; i < want; i++) {
-    const [mine, theirs] = native.datagramPair() as [number, number];
+    const [mine, theirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
     kept.push(new Handle(mine)); // our end of the eventpair stays open: the watcher never hangs up
     const m = request(runner.ManagerMethods.RegisterWakeWatcher, { watcher: new Handle(theirs) });
     manager.send(m.bytes, m.handles as Handle[]);

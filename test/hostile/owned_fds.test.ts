@@ -79,7 +79,7 @@ describe('wake watchers', () => {
   test('two ends of one eventpair as watchers (each the other\'s peer): the second is refused', async () => {
     const base = countersOf(server.pid);
     const { peer } = rawManager(server.svcDir);
-    const [a, b] = native.datagramPair() as [number, number];
+    const [a, b] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
     registerWakeWatcher(peer, new Handle(a));
     expect((await peer.next()).type).toBe('message');
     registerWakeWatcher(peer, new Handle(b));
@@ -91,7 +91,7 @@ describe('wake watchers', () => {
     const { peer } = rawManager(server.svcDir);
     // One watcher first, whose peer goes at once: whatever the server sets up once for watching
     // eventpairs is then part of the baseline.
-    const [warmOurs, warmTheirs] = native.datagramPair() as [number, number];
+    const [warmOurs, warmTheirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
     registerWakeWatcher(peer, new Handle(warmTheirs));
     expect((await peer.next()).type).toBe('message');
     fs.closeSync(warmOurs);
@@ -99,7 +99,7 @@ describe('wake watchers', () => {
     const base = countersOf(server.pid); // the connection is open: only the watchers come and go
     const mine: Handle[] = [];
     for (let i = 0; i < 10; i++) {
-      const [ours, theirs] = native.datagramPair() as [number, number];
+      const [ours, theirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
       mine.push(new Handle(ours));
       registerWakeWatcher(peer, new Handle(theirs));
       expect((await peer.next()).type).toBe('message');
@@ -108,7 +108,7 @@ describe('wake watchers', () => {
     for (const h of mine) h.close();
     await expectCountersBack(server.pid, base, 'the watchers\' peers hung up', 6000);
     // The connection still works.
-    const [ours, theirs] = native.datagramPair() as [number, number];
+    const [ours, theirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
     registerWakeWatcher(peer, new Handle(theirs));
     expect((await peer.next()).type).toBe('message');
     fs.closeSync(ours);
@@ -251,7 +251,7 @@ describe('stopping', () => {
     const [clientEnd, serverEnd] = Channel.pairHandles();
     const m = request(runner.ManagerMethods.CreatePager, { backingVmo: new Handle(fs.openSync(img.image, 'r')), blockSize: BigInt(img.blockSize), pager: serverEnd });
     peer.send(m.bytes, m.handles as Handle[]);
-    const [ours, theirs] = native.datagramPair() as [number, number];
+    const [ours, theirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
     registerWakeWatcher(peer, new Handle(theirs));
     await peer.next();
     const started = Date.now();

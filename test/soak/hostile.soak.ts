@@ -73,7 +73,7 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
       // 3. Watchers whose peers hang up, on a connection that stays.
       const m2 = RawPeer.connect(server.svcDir, runner.ManagerDiscoverableName);
       for (let i = 0; i < 3; i++) {
-        const [ours, theirs] = native.datagramPair() as [number, number];
+        const [ours, theirs] = native.unixSocketPair(2 /* SOCK_DGRAM: an eventpair */) as [number, number];
         const r = request(runner.ManagerMethods.RegisterWakeWatcher, { watcher: new Handle(theirs) });
         m2.send(r.bytes, r.handles as Handle[]);
         await m2.next();
