@@ -109,6 +109,7 @@ struct Stats {
   uint64_t attachments = 0;
   uint64_t huge_files = 0;      // files registered now that have 2 MiB huge pages
   uint64_t huge_fallbacks = 0;  // registrations that wanted huge pages and got 4 KiB ones (pool short)
+  uint64_t foreign_pages = 0;   // pages found in the page cache unfilled (a holder's zeros), written over
 };
 
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
@@ -200,15 +201,11 @@ class Pager : public std::enable_shared_from_this<Pager> {
   };
   // page: the file's page size; a huge file's windows are whole huge pages.
   Window ReadaheadWindow(Attachment& att, uint64_t file_offset, uint64_t page);
-  // Whether the page at file offset fo is in f's page cache (filled), and the first page of
-  // [from, to) that is (or to): SEEK_HOLE/SEEK_DATA on a 4 KiB memfd, mincore on the pager's
-  // mapping of a huge one (hugetlbfs reports everything as data).
-  bool PagePresent(PagedFile& f, uint64_t fo);
-  uint64_t FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to);
+  // Maps the filled pages [from, to) of att's file into att's mapping with UFFDIO_CONTINUE, which
+  // wakes their faults (UFFDIO_WAKE for a mapping that refuses CONTINUE).
+  void MapForClient(Attachment& att, uint64_t from, uint64_t to);
   // Makes f's memfd a hugetlb one with the pager's reserving mapping. "" or why it could not.
   std::string MakeHugeMemfd(PagedFile& f, const std::string& memfd_name);
-  // The end of the last page in [from, to) already in f's page cache, or from if none is.
-  uint64_t LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
   // True when the file was forgotten (no handle or mapping holds it any more).
   // Takes the file by value: it erases the file's node from files_, so a reference into files_
@@ -220,9 +217,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // `what`. False when some page could not be failed (a reader there may still be waiting).
   // page: the mapping's page size (0: the base page; a huge file's is 2 MiB).
   bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page = 0);
-  // After the threads stopped: fails every page of att's range that is missing from its file,
-  // which nobody will ever fill now.
-  void FailMissingPages(const Attachment& att);
+  // At stop: maps the filled pages of att's range for its reader and poisons the others, which
+  // nobody will ever fill now, up to *budget bytes (taken from it); then wakes the whole range.
+  void FailMissingPages(const Attachment& att, uint64_t* budget);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
   uint64_t BackingSize();
@@ -265,7 +262,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   std::mutex jobs_mu_;
   std::deque<FillJob> jobs_;
 
-  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0}, huge_fallbacks_{0};
+  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0}, huge_fallbacks_{0}, foreign_pages_{0};
 };
 
 }  // namespace pager
