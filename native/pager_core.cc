@@ -62,8 +62,9 @@ constexpr uint32_t kMaxNonblockResets = 1000;
 constexpr uint32_t kMaxPresentRefaults = 16;
 constexpr size_t kPresentFaultsTracked = 256;
 constexpr size_t kMemfdNameMax = 249;
-// Bytes of attached ranges that Stop maps (filled) or poisons (not filled) for their readers, over
-// all attachments: each page costs a page table entry in the reader, and time on the JS thread.
+// Bytes of attached ranges that Stop maps (filled) for their readers, and that it poisons (not
+// filled), each over all attachments: every page costs a page table entry in the reader, and time
+// on the JS thread.
 constexpr uint64_t kStopBudget = uint64_t{4} << 30;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
@@ -928,29 +929,36 @@ bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string&
   return false;
 }
 
-void Pager::FailMissingPages(const Attachment& att, uint64_t* budget) {
+void Pager::FailMissingPages(const Attachment& att, uint64_t* map_budget, uint64_t poison_budget) {
   PagedFile& f = *att.file;
   const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
   bool cut = false;
-  // The filled runs are mapped for the reader (it keeps reading what the pager put in), the gaps
-  // between them poisoned (a reader gets EPIPE, never a wait or zeros). Either costs the reader a
-  // page table entry per page, so a stop does at most *budget bytes of it in all: a sparse 2^46-byte
-  // mapping must not become terabytes of page tables. Past it, the client library answers the
-  // faults itself (MarkPagerGone in this process; its watcher when the pager's socket hangs up).
+  // The filled runs are mapped for the reader (it keeps reading what the pager put in), then the
+  // gaps between them poisoned (a reader gets EPIPE, never a wait or zeros). Either costs the
+  // reader a page table entry per page, so a stop does a bounded amount of each: a sparse
+  // 2^46-byte mapping must not become terabytes of page tables. Past the budgets, the client
+  // library answers the faults itself (MarkPagerGone in this process; its watcher when the pager's
+  // socket hangs up).
   f.filled.Walk(att.offset, end, [&](uint64_t s, uint64_t e, bool filled) {
-    uint64_t len = std::min(e - s, *budget);
-    *budget -= len;
-    const uint64_t address = att.address + (s - att.offset);
+    if (!filled) return true;
+    uint64_t len = std::min(e - s, *map_budget);
+    *map_budget -= len;
     if (len > 0) {
-      if (filled) {
-        int err = uffd::Continue(att.uffd, address, len, f.page);
-        if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_CONTINUE", err) + " mapping the filled pages of " + f.name + " at stop");
-      } else if (!FailPages(att.uffd, address, len, "the missing pages of " + f.name + " at stop", f.page)) {
-        failures_++;
-      }
+      int err = uffd::Continue(att.uffd, att.address + (s - att.offset), len, f.page);
+      if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_CONTINUE", err) + " mapping the filled pages of " + f.name + " at stop");
     }
-    cut = len < e - s;
-    return !cut;
+    cut = cut || len < e - s;
+    return len == e - s;
+  });
+  f.filled.Walk(att.offset, end, [&](uint64_t s, uint64_t e, bool filled) {
+    if (filled) return true;
+    uint64_t len = RoundDown(std::min(e - s, poison_budget), f.page);
+    poison_budget -= len;
+    if (len > 0 && !FailPages(att.uffd, att.address + (s - att.offset), len, "the missing pages of " + f.name + " at stop", f.page)) {
+      failures_++;
+    }
+    cut = cut || len < e - s;
+    return len == e - s;
   });
   if (cut) {
     Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + " of " + f.name +
@@ -1461,14 +1469,15 @@ void Pager::Stop() {
   // memfd's inode).
   for (auto& entry : files) closewatch::Unwatch(entry.second->wd);
   // Faults still queued will never be served: fail them rather than leave readers waiting.
-  uint64_t stop_budget = kStopBudget;
+  uint64_t map_budget = kStopBudget;
+  const uint64_t poison_share = kStopBudget / std::max<size_t>(1, attachments.size());
   for (auto& entry : attachments) {
     FailQueued(*entry.second);
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
     // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
     // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
     MarkPagerGone(entry.second->uffd);
-    FailMissingPages(*entry.second, &stop_budget);
+    FailMissingPages(*entry.second, &map_budget, poison_share);
   }
   // The uffds close, and the memfds close and unmap, as soon as no thread still uses them (a
   // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.

@@ -217,9 +217,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // `what`. False when some page could not be failed (a reader there may still be waiting).
   // page: the mapping's page size (0: the base page; a huge file's is 2 MiB).
   bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page = 0);
-  // At stop: maps the filled pages of att's range for its reader and poisons the others, which
-  // nobody will ever fill now, up to *budget bytes (taken from it); then wakes the whole range.
-  void FailMissingPages(const Attachment& att, uint64_t* budget);
+  // At stop: maps the filled pages of att's range for its reader, up to *map_budget bytes (taken
+  // from it), and poisons up to poison_budget bytes of the others, which nobody will ever fill now;
+  // then wakes the whole range (the client library fails what is left as it faults).
+  void FailMissingPages(const Attachment& att, uint64_t* map_budget, uint64_t poison_budget);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
   uint64_t BackingSize();
