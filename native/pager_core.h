@@ -11,8 +11,25 @@
 // F_SEAL_FUTURE_WRITE (measured on 6.18). So clients get read-only descriptions and map them
 // MAP_PRIVATE (read-only, registered with their uffd); the pager keeps one read-write shared
 // mapping of each memfd, registered with its own uffd, and fills it with UFFDIO_COPY (a page
-// appears whole or not at all). A woken client finds the page in the page cache and maps it:
-// every process shares the same pages, pread() sees them, and no client can write them.
+// appears whole or not at all), then maps it into the client's mapping with UFFDIO_CONTINUE on the
+// client's uffd (which wakes the fault): every process shares the same pages, pread() sees them,
+// and no client can write them.
+//
+// Why clients register MISSING | MINOR, and why the pager keeps its own record of what it filled
+// (issue 12, "no holder can make another reader see zeros"): any holder of a handle can map it
+// without a uffd (or MADV_POPULATE_READ it) and touch a page the pager has not filled; shmem and
+// hugetlbfs then put a page of zeros into the shared page cache (root can also fallocate them).
+// With MISSING alone, a reader's fault on such a page is a minor fault the kernel resolves by
+// itself: zeros. With MINOR too, every page not in the reader's own page tables faults to the
+// pager, in the page cache or not (and the kernel's fault-around is off for the mapping). The pager
+// trusts only PagedFile::filled (filled_set.h: byte ranges it filled, memory proportional to the
+// runs filled, not to the declared size), never SEEK_DATA or mincore: a page in the cache that it
+// did not fill (UFFDIO_COPY says EEXIST) gets the right bytes written over it through the pager's
+// own shared mapping (the page exists and the seals forbid removing it, so that write never faults
+// to the pager's uffd), then is recorded, then mapped with CONTINUE. CONTINUE works on MISSING-only
+// registrations too (measured on 6.18, bench/probes/minor_fault.c), but only a MINOR-registered
+// reader (the client library's) is guaranteed never to see a holder's zeros: for another one the
+// kernel maps whatever is in the cache. A client that refuses CONTINUE (EINVAL) is woken instead.
 // Seals: F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, added just after the
 // pager makes its own writable mapping (at registration; a write seal forbids new writable
 // mappings, not existing ones, and the mapping's uffd registration still works, measured), so no
@@ -41,8 +58,8 @@
 // registration with NO_RESOURCES); a file that got huge pages can never hit SIGBUS for lack of
 // them. Filling works in whole 2 MiB pages with UFFDIO_COPY (hugetlb has no UFFDIO_ZEROPAGE: holes
 // and the tail past the size are copied from zeros), a failed page is poisoned 2 MiB at a time
-// (UFFDIO_POISON works on hugetlb, measured on 6.18), and what is present is asked of mincore on
-// the pager's own mapping (hugetlbfs has no SEEK_HOLE/SEEK_DATA: it reports all data). Clients map
+// (UFFDIO_POISON works on hugetlb, measured on 6.18), and what is filled is the pager's own record,
+// as for 4 KiB files. Clients map
 // it MAP_PRIVATE | MAP_NORESERVE (native/mapping.cc): read faults map the shared huge pages, and a
 // client reserves nothing. The huge pages go back to the pool when the file is forgotten.
 #pragma once
@@ -158,9 +175,13 @@ class Pager : public std::enable_shared_from_this<Pager> {
   trace::Ring* TraceRing(size_t index) { return index < trace_rings_.size() ? trace_rings_[index].get() : nullptr; }
   bool OwnsFile(dev_t dev, ino_t ino);
   // Tells the threads to end without waiting for them (each holds the pager; the last one to leave
-  // frees it and its fds), fails the faults still queued and every page still missing in an
-  // attached range (no reader may wait for a pager that is gone), lets go of every file and
-  // mapping. Returns in bounded time whatever clients and backings do. Idempotent.
+  // frees it and its fds), fails the faults still queued, maps the filled pages of each attached
+  // range for its reader and poisons the rest, both within a budget (4 GiB of range each, over all
+  // attachments: a sparse 2^46-byte mapping must not cost terabytes of page tables), and leaves
+  // the faults past it to the client library (which poisons each as it comes once it knows its
+  // pager is gone: MarkPagerGone here, its watched socket's hang-up elsewhere). No library reader
+  // waits for a pager that is gone. Lets go of every file and mapping. Returns in bounded time
+  // whatever clients and backings do. Idempotent.
   void Stop();
 
  private:
