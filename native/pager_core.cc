@@ -436,14 +436,14 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
 
 void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) { pager_->MapForClient(att, from, to); }
 
-void Pager::MapForClient(Attachment& att, uint64_t from, uint64_t to) {
+bool Pager::MapForClient(Attachment& att, uint64_t from, uint64_t to) {
   from = std::max(from, att.offset);
   to = std::min(to, att.FileEnd());
-  if (from >= to) return;
+  if (from >= to) return false;
   const uint64_t address = att.address + (from - att.offset);
   if (!att.no_continue) {
     int err = uffd::Continue(att.uffd, address, to - from, att.file->page);
-    if (err == 0) return;
+    if (err == 0) return true;
     if (err != EINVAL) {
       // ENOENT/ESRCH: the range or its address space is gone. EFAULT: the client's mapping is not
       // of this file at the declared offset; its faults come back and RefaultedTooOften ends them.
@@ -456,6 +456,7 @@ void Pager::MapForClient(Attachment& att, uint64_t from, uint64_t to) {
   }
   int err = uffd::Wake(att.uffd, address, to - from);
   if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+  return false;
 }
 
 void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
@@ -1262,7 +1263,8 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
     }
   }
-  if (present && RefaultedTooOften(*att, fault_page)) {
+  bool refault = false;
+  if (present && RefaultedTooOften(*att, fault_page, &refault)) {
     failures_++;
     Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
                               "that are present: it does not map the file at the offset it declared; failing its faults");
@@ -1273,14 +1275,21 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     // A fresh fault maps the filled run around it as far as its read-ahead window reaches (a second
     // reader of a filled file takes one fault per window, not one per page); a waiter of a claim
     // (count false) only its page, without touching the stream's state.
+    // A page that faulted while filled before (its CONTINUE did not map it: a mapping not at its
+    // declared offset) is answered alone, and does not move the stream's window either.
     uint64_t from = fo, to = fo + page;
-    if (count) {
+    if (count && !refault) {
       Window w = ReadaheadWindow(*att, fo, page);
       auto run = f.filled.RunAround(fo, std::max(w.start, att->offset), std::min({w.end, att->FileEnd(), f.mapped_size}));
       from = std::min(run.first, fo);
       to = std::max(run.second, fo + page);
     }
-    MapForClient(*att, from, to);
+    if (MapForClient(*att, from, to)) {
+      // Mapped: if the page comes back it was unmapped since (reclaim, MADV_DONTNEED), not a
+      // mapping at the wrong offset, whose CONTINUE fails (EFAULT) and whose count goes on.
+      std::lock_guard<std::mutex> lock(att->ra_mu);
+      att->present_faults.erase(fault_page);
+    }
     return;
   }
   if (!queued.empty()) {
@@ -1323,10 +1332,12 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   }
 }
 
-bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page) {
+bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page, bool* refault) {
   std::lock_guard<std::mutex> lock(att.ra_mu);
   if (att.present_faults.size() >= kPresentFaultsTracked && att.present_faults.count(fault_page) == 0) att.present_faults.clear();
-  if (++att.present_faults[fault_page] <= kMaxPresentRefaults) return false;
+  uint32_t n = ++att.present_faults[fault_page];
+  *refault = n > 1;
+  if (n <= kMaxPresentRefaults) return false;
   att.inconsistent = true;
   return true;
 }

@@ -206,7 +206,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
   // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
   // one page has come back more often than a correct mapping can make it.
-  bool RefaultedTooOften(Attachment& att, uint64_t fault_page);
+  // *refault: the page faulted while present before.
+  bool RefaultedTooOften(Attachment& att, uint64_t fault_page, bool* refault);
   // Maps the file read-write and registers it with fill_uffd_ (at its first fault, not at
   // registration). Needs the file's fill_mu. Returns "" or what failed.
   std::string MapForFillLocked(PagedFile& file);
@@ -223,8 +224,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // page: the file's page size; a huge file's windows are whole huge pages.
   Window ReadaheadWindow(Attachment& att, uint64_t file_offset, uint64_t page);
   // Maps the filled pages [from, to) of att's file into att's mapping with UFFDIO_CONTINUE, which
-  // wakes their faults (UFFDIO_WAKE for a mapping that refuses CONTINUE).
-  void MapForClient(Attachment& att, uint64_t from, uint64_t to);
+  // wakes their faults (UFFDIO_WAKE for a mapping that refuses CONTINUE). True when CONTINUE did.
+  bool MapForClient(Attachment& att, uint64_t from, uint64_t to);
   // Makes f's memfd a hugetlb one with the pager's reserving mapping. "" or why it could not.
   std::string MakeHugeMemfd(PagedFile& f, const std::string& memfd_name);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
