@@ -113,6 +113,29 @@ uint64_t PreadFull(int fd, uint8_t* buf, uint64_t len, uint64_t offset, int* err
   return got;
 }
 
+// Whether fd's file lives on a tmpfs mount. Not fstatfs: that asks the file system, and a FUSE
+// daemon that stops answering would freeze the caller (the JavaScript thread); the mount's type
+// comes from /proc/self/mountinfo, found by the mount id statx gives without asking anyone.
+bool OnTmpfs(int fd) {
+  struct statx st;
+  if (uffd::StatNoSync(fd, STATX_MNT_ID, &st) != 0 || (st.stx_mask & STATX_MNT_ID) == 0) return false;
+  FILE* info = fopen("/proc/self/mountinfo", "re");
+  if (info == nullptr) return false;
+  bool tmpfs = false;
+  char* line = nullptr;
+  size_t cap = 0;
+  const std::string id = std::to_string(st.stx_mnt_id) + " ";
+  while (getline(&line, &cap, info) > 0) {
+    if (strncmp(line, id.c_str(), id.size()) != 0) continue;
+    const char* sep = strstr(line, " - ");  // then: fstype source options
+    tmpfs = sep != nullptr && strncmp(sep + 3, "tmpfs ", 6) == 0;
+    break;
+  }
+  free(line);
+  fclose(info);
+  return tmpfs;
+}
+
 }  // namespace
 
 // One registered inode.
@@ -398,7 +421,7 @@ void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) {
 }
 
 void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
-  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_) return;
+  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_ || pager_->backing_on_tmpfs_) return;
   if (mapped) {
     // The copy faulted the backing's pages into the pager's mapping; mapped pages cannot be
     // dropped from the page cache, so unmap them first.
@@ -531,6 +554,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
       target[n] = 0;
       p->backing_is_memfd_ = strncmp(target, "/memfd:", 7) == 0;
     }
+    p->backing_on_tmpfs_ = OnTmpfs(fd.get());
   } else {
     return Status::Error(ZX_ERR_WRONG_TYPE, "backing is neither a regular file, a memfd nor a block device");
   }

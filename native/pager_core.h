@@ -230,6 +230,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Set once at creation.
   int backing_fd_ = -1;
   bool backing_is_memfd_ = false;
+  // A regular file on tmpfs: its page cache is its storage, so DONTNEED can drop nothing (as for a
+  // memfd), and unmapping the pager's view of it after each copy would only cost a new population.
+  bool backing_on_tmpfs_ = false;
   bool backing_is_blockdev_ = false;
   uint64_t block_size_ = 0;
   const uint8_t* backing_map_ = nullptr;  // read-only mapping of the backing, for one-copy supply
