@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -221,6 +222,9 @@ class Filler {
   // *data_bytes counts the bytes that came from the backing (the rest are zeros).
   uint64_t Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at,
                     uint64_t* data_bytes);
+  // Reads [phys, phys+len) of the backing into dst: from the backing's mapping (see the definition
+  // for why), by pread only past its end. Returns how many bytes it read; *err as PreadFull.
+  uint64_t ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err);
   void WakeClient(Attachment& att, uint64_t from, uint64_t to);
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
 
@@ -367,8 +371,8 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
     if (s >= le) continue;
     uint64_t phys = it->physical_block * bs + (s - ls);
     int e = 0;
-    uint64_t got = PreadFull(pager_->backing_fd_, buf_ + (s - cursor), le - s, phys, &e);
-    if (got > 0) DropCache(phys, got, false);
+    uint64_t got = ReadBacking(buf_ + (s - cursor), le - s, phys, &e);
+    if (got > 0) DropCache(phys, got, phys < pager_->backing_map_len_);
     *data_bytes += got;
     if (e != 0) {
       *err = e;
@@ -377,6 +381,44 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
     }
   }
   return len;
+}
+
+// Through the mapping, not pread, so that a thread waiting for a backing that never answers can
+// always be killed: a page fault on a FUSE file waits for its page killably (the read is the page
+// cache's), whereas a pread of a FUSE file in direct I/O mode, or of a description its client set
+// O_DIRECT on (the description is shared), is a request the kernel waits out even on SIGKILL, and
+// the server could then never exit. process_vm_readv of this process copies from the mapping and
+// reports a page the backing cannot give as EFAULT (taken as EIO), where a memcpy would raise
+// SIGBUS. Bytes past the backing's size when the fill began (it shrank) are not read from the
+// mapping, whose last page would give zeros for them: they are an error, as pread's short read is.
+// Past the mapping (a backing that grew after the pager mapped it) pread is the only way.
+uint64_t Filler::ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err) {
+  *err = 0;
+  uint64_t got = 0;
+  const uint64_t map_len = pager_->backing_map_len_;
+  if (pager_->backing_map_ != nullptr && phys < map_len) {
+    const uint64_t readable = std::min(map_len, backing_now_);
+    const uint64_t want = phys < readable ? std::min(len, readable - phys) : 0;
+    while (got < want) {
+      struct iovec local = {dst + got, static_cast<size_t>(want - got)};
+      struct iovec remote = {const_cast<uint8_t*>(pager_->backing_map_) + phys + got, static_cast<size_t>(want - got)};
+      ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+      if (n > 0) {
+        got += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == ENOSYS || errno == EPERM)) break;  // not allowed here (seccomp): pread
+      *err = (n == 0 || errno == EFAULT) ? EIO : errno;
+      return got;
+    }
+    if (got == len) return got;
+    if (got == want && phys + got < map_len) {
+      *err = EIO;  // the backing ends here (it shrank)
+      return got;
+    }
+  }
+  return got + PreadFull(pager_->backing_fd_, dst + got, len - got, phys + got, err);
 }
 
 void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) {
@@ -392,7 +434,11 @@ void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
   if (mapped) {
     // The copy faulted the backing's pages into the pager's mapping; mapped pages cannot be
     // dropped from the page cache, so unmap them first.
-    madvise(const_cast<uint8_t*>(pager_->backing_map_) + phys, len, MADV_DONTNEED);
+    // (Whole pages: an assembled piece may start and end inside one.)
+    const uint64_t page = uffd::PageSize();
+    const uint64_t from = RoundDown(phys, page);
+    const uint64_t to = std::min(RoundUp(phys + len, page), pager_->backing_map_len_);
+    if (to > from) madvise(const_cast<uint8_t*>(pager_->backing_map_) + from, to - from, MADV_DONTNEED);
   }
   posix_fadvise(pager_->backing_fd_, static_cast<off_t>(phys), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
 }
@@ -426,7 +472,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
         if (copied > 0) DropCache(p.phys, done, true);
         if (err == EFAULT) {
           // The backing's mapping could not be read there (I/O error, or the backing shrank):
-          // read from the failing page on with pread, which reports what really happened.
+          // assemble from the failing page on, which finds the exact byte and the reason.
           no_direct_until = cursor + p.len;
           err = 0;
         }
@@ -531,7 +577,10 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (size > 0) {
     void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, p->backing_fd_, 0);
     if (map == MAP_FAILED) {
-      p->Log(LogLevel::kWarn, Errno("mmap(backing)", errno) + ": pages will be read with pread");
+      // Every read of the backing goes through this mapping (Filler::ReadBacking says why): a
+      // backing that cannot be mapped (a FUSE file in direct I/O mode: ENODEV) is refused.
+      return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("mmap(backing)", errno) +
+                                                     ": the pager reads a backing only through a mapping of it");
     } else {
       p->backing_map_ = static_cast<const uint8_t*>(map);
       p->backing_map_len_ = size;
