@@ -961,9 +961,40 @@ void Pager::DetachLocked(uint64_t id) {
 }
 
 void Pager::DetachMapping(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_) return;
-  DetachLocked(id);
+  std::shared_ptr<Attachment> att;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    auto it = attachments_.find(id);
+    if (it == attachments_.end()) return;
+    att = it->second;
+    DetachLocked(id);
+  }
+  // Its client's mapping may still exist (its Mapper connection went, the mapping did not): a fault
+  // there would now wait on a uffd nobody reads, for ever. A pager thread fails what is queued
+  // and every page still missing in the range (the readers get SIGBUS, which the library reports
+  // as an error; a mapping of this process EPIPE), not this thread: the range may be large.
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs_.push_back(FillJob{att, nullptr});
+  }
+  uint64_t one = 1;
+  if (write(jobs_fd_, &one, sizeof one) != sizeof one) {
+    Log(LogLevel::kError, Errno("write(jobs eventfd)", errno) + ": failing detached mapping " + std::to_string(id) + " here");
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.att == att && !j.claim; });
+      if (it == jobs_.end()) return;  // a thread took it after all
+      jobs_.erase(it);
+    }
+    FailDetached(*att);
+  }
+}
+
+void Pager::FailDetached(Attachment& att) {
+  FailQueued(att);
+  MarkPagerGone(att.uffd);
+  FailMissingPages(att);
 }
 
 bool Pager::IsAttached(uint64_t id) {
@@ -1358,6 +1389,10 @@ void Pager::RunJob(Filler& filler) {
     job = std::move(jobs_.front());
     jobs_.pop_front();
   }
+  if (!job.claim) {  // a mapping detached while it may still be mapped (DetachMapping)
+    FailDetached(*job.att);
+    return;
+  }
   PagedFile& f = *job.att->file;
   if (!job.att->detached) filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
   ReleaseClaim(f, job.claim, filler);
@@ -1377,9 +1412,11 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) +
                                (resets > kMaxNonblockResets ? " had O_NONBLOCK cleared by its client too often" : " reports an error or hang-up") +
                                ": failing its queued faults and detaching it");
-      FailQueued(*att);
-      std::lock_guard<std::mutex> lock(mu_);
-      DetachLocked(att->id);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        DetachLocked(att->id);
+      }
+      FailDetached(*att);
       return;
     }
     if (resets == 1) {
@@ -1393,8 +1430,11 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;
       Log(LogLevel::kError, Errno("read(uffd)", errno) + ": detaching mapping " + std::to_string(att->id));
-      std::lock_guard<std::mutex> lock(mu_);
-      DetachLocked(att->id);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        DetachLocked(att->id);
+      }
+      FailDetached(*att);
       return;
     }
     size_t count = static_cast<size_t>(n) / sizeof(struct uffd_msg);
@@ -1504,6 +1544,10 @@ void Pager::FailQueuedJobs() {
     jobs.swap(jobs_);
   }
   for (auto& job : jobs) {
+    if (!job.claim) {  // a detached mapping not failed yet
+      FailDetached(*job.att);
+      continue;
+    }
     // Out of its file's list first, under fill_mu, so that no thread still serving a fault can
     // join it as a waiter afterwards: a waiter holds its attachment, which holds the file, which
     // holds the claim, and the memfd, pager mapping and uffds would never be freed.
