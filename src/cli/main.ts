@@ -8,7 +8,8 @@ import { CODEC_HELP, runCodecCommand } from '../fidl/codec_cli';
 import { isLogLevel, logger, setLogLevel, setLogTimestamps } from '../log';
 import { cmdCat, cmdLs, cmdMap, cmdServe, cmdStat, ServerFlags } from './commands';
 import { BrokenPipe, CliError, EXIT_BROKEN_PIPE, isBrokenPipe, UsageError } from './errors';
-import { cmdInspect } from './inspect_command';
+// inspect_command is loaded by the inspect command only (it brings msgpackr): start-up of cat.
+import type { cmdInspect as CmdInspect } from './inspect_command';
 import { cmdSuspend, cmdThaw } from './suspend_command';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
@@ -399,6 +400,7 @@ async function run(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
       });
       const [file] = positionals(command, pos, ['FILE']);
+      const { cmdInspect } = require('./inspect_command') as { cmdInspect: typeof CmdInspect };
       return cmdInspect(file, {
         json: Boolean(values.json),
         connection: intArg(command, 'connection', values.connection as string | undefined, 1, Number.MAX_SAFE_INTEGER),

@@ -12,8 +12,11 @@ import '../fidl_linux';
 import { logger } from '../log';
 import { native } from '../native';
 import { PagerOptions } from '../pager/native_pager';
-import { FidlRecorder } from '../record/recorder';
-import { ServiceTracer } from '../trace/tracer';
+// Type-only: the recorder (msgpackr) and the tracer (Perfetto's protobuf classes) are loaded when
+// --record or --trace asks for them. Loading them costs 100-200 ms of start-up on these VMs, which
+// every `starnix-pager cat` (an embedded server) paid without using them.
+import type { FidlRecorder } from '../record/recorder';
+import type { ServiceTracer } from '../trace/tracer';
 import { Channel } from '../transport/channel';
 import { PeerCredentials, ServiceListener, listenService } from '../transport/service_dir';
 import { ZX } from '../zx_status';
@@ -127,8 +130,12 @@ export class PagerService {
     const listenOpts = { allowUids: opts.allowUids };
     try {
       // A record file that cannot be written is refused now, before any client connects.
-      if (opts.recordFile !== undefined) service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
+      if (opts.recordFile !== undefined) {
+        const { FidlRecorder } = require('../record/recorder') as typeof import('../record/recorder');
+        service.recorder = FidlRecorder.open(opts.recordFile, { maxBytes: opts.recordMaxBytes });
+      }
       if (opts.traceFile !== undefined) {
+        const { ServiceTracer } = require('../trace/tracer') as typeof import('../trace/tracer');
         service.tracer = ServiceTracer.start(opts.traceFile);
         service.pagerOptions.trace = true;
       }
