@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -116,6 +117,29 @@ uint64_t PreadFull(int fd, uint8_t* buf, uint64_t len, uint64_t offset, int* err
     got += static_cast<uint64_t>(n);
   }
   return got;
+}
+
+// Whether fd's file lives on a tmpfs mount. Not fstatfs: that asks the file system, and a FUSE
+// daemon that stops answering would freeze the caller (the JavaScript thread); the mount's type
+// comes from /proc/self/mountinfo, found by the mount id statx gives without asking anyone.
+bool OnTmpfs(int fd) {
+  struct statx st;
+  if (uffd::StatNoSync(fd, STATX_MNT_ID, &st) != 0 || (st.stx_mask & STATX_MNT_ID) == 0) return false;
+  FILE* info = fopen("/proc/self/mountinfo", "re");
+  if (info == nullptr) return false;
+  bool tmpfs = false;
+  char* line = nullptr;
+  size_t cap = 0;
+  const std::string id = std::to_string(st.stx_mnt_id) + " ";
+  while (getline(&line, &cap, info) > 0) {
+    if (strncmp(line, id.c_str(), id.size()) != 0) continue;
+    const char* sep = strstr(line, " - ");  // then: fstype source options
+    tmpfs = sep != nullptr && strncmp(sep + 3, "tmpfs ", 6) == 0;
+    break;
+  }
+  free(line);
+  fclose(info);
+  return tmpfs;
 }
 
 }  // namespace
@@ -236,7 +260,8 @@ class Filler {
   // Writes the right bytes of page fo over a page the pager did not fill. The page is in the page
   // cache (UFFDIO_COPY said EEXIST), and the seals forbid removing it (no hole punch, no shrink;
   // hugetlb pages are never swapped), so the write never faults to the pager's own uffd. The
-  // source is read with pread when it is the backing (its mapping may raise SIGBUS). 0 or an errno.
+  // source is read with ReadBacking when it is the backing (a memcpy from its mapping could raise
+  // SIGBUS). 0 or an errno.
   int ReplaceForeign(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t backing_phys);
   int Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done);
   // Builds [cursor, cursor+len) in the transfer buffer. Returns how many leading bytes are
@@ -244,6 +269,9 @@ class Filler {
   // *data_bytes counts the bytes that came from the backing (the rest are zeros).
   uint64_t Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int* err, uint64_t* err_at,
                     uint64_t* data_bytes);
+  // Reads [phys, phys+len) of the backing into dst: from the backing's mapping (see the definition
+  // for why), by pread only past its end. Returns how many bytes it read; *err as PreadFull.
+  uint64_t ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err);
   void WakeClient(Attachment& att, uint64_t from, uint64_t to);
   void DropCache(uint64_t phys, uint64_t len, bool mapped);
   // Maps the backing's pages under [phys, phys+len) of backing_map_ before a direct copy from
@@ -302,7 +330,7 @@ int Filler::ReplaceForeign(PagedFile& f, uint64_t fo, const uint8_t* src, uint64
   if (f.filled.Contains(fo)) return 0;  // filled by the pager: right already
   if (backing_phys != UINT64_MAX) {
     int err = 0;
-    PreadFull(pager_->backing_fd_, buf_, page_, backing_phys, &err);
+    ReadBacking(buf_, page_, backing_phys, &err);
     if (err != 0) return err;
     src = buf_;
   }
@@ -422,8 +450,8 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
     if (s >= le) continue;
     uint64_t phys = it->physical_block * bs + (s - ls);
     int e = 0;
-    uint64_t got = PreadFull(pager_->backing_fd_, buf_ + (s - cursor), le - s, phys, &e);
-    if (got > 0) DropCache(phys, got, false);
+    uint64_t got = ReadBacking(buf_ + (s - cursor), le - s, phys, &e);
+    if (got > 0) DropCache(phys, got, phys < pager_->backing_map_len_);
     *data_bytes += got;
     if (e != 0) {
       *err = e;
@@ -433,6 +461,45 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
   }
   return len;
 }
+
+// Through the mapping, not pread, so that a thread waiting for a backing that never answers can
+// always be killed: a page fault on a FUSE file waits for its page killably (the read is the page
+// cache's), whereas a pread of a FUSE file in direct I/O mode, or of a description its client set
+// O_DIRECT on (the description is shared), is a request the kernel waits out even on SIGKILL, and
+// the server could then never exit. process_vm_readv of this process copies from the mapping and
+// reports a page the backing cannot give as EFAULT (taken as EIO), where a memcpy would raise
+// SIGBUS. Bytes past the backing's size when the fill began (it shrank) are not read from the
+// mapping, whose last page would give zeros for them: they are an error, as pread's short read is.
+// Past the mapping (a backing that grew after the pager mapped it) pread is the only way.
+uint64_t Filler::ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err) {
+  *err = 0;
+  uint64_t got = 0;
+  const uint64_t map_len = pager_->backing_map_len_;
+  if (pager_->backing_map_ != nullptr && phys < map_len) {
+    const uint64_t readable = std::min(map_len, backing_now_);
+    const uint64_t want = phys < readable ? std::min(len, readable - phys) : 0;
+    while (got < want) {
+      struct iovec local = {dst + got, static_cast<size_t>(want - got)};
+      struct iovec remote = {const_cast<uint8_t*>(pager_->backing_map_) + phys + got, static_cast<size_t>(want - got)};
+      ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+      if (n > 0) {
+        got += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == ENOSYS || errno == EPERM)) break;  // not allowed here (seccomp): pread
+      *err = (n == 0 || errno == EFAULT) ? EIO : errno;
+      return got;
+    }
+    if (got == len) return got;
+    if (got == want && phys + got < map_len) {
+      *err = EIO;  // the backing ends here (it shrank)
+      return got;
+    }
+  }
+  return got + PreadFull(pager_->backing_fd_, dst + got, len - got, phys + got, err);
+}
+
 
 void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) { pager_->MapForClient(att, from, to); }
 
@@ -460,11 +527,15 @@ bool Pager::MapForClient(Attachment& att, uint64_t from, uint64_t to) {
 }
 
 void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
-  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_) return;
+  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_ || pager_->backing_on_tmpfs_) return;
   if (mapped) {
     // The copy faulted the backing's pages into the pager's mapping; mapped pages cannot be
     // dropped from the page cache, so unmap them first.
-    madvise(const_cast<uint8_t*>(pager_->backing_map_) + phys, len, MADV_DONTNEED);
+    // (Whole pages: an assembled piece may start and end inside one.)
+    const uint64_t page = uffd::PageSize();
+    const uint64_t from = RoundDown(phys, page);
+    const uint64_t to = std::min(RoundUp(phys + len, page), pager_->backing_map_len_);
+    if (to > from) madvise(const_cast<uint8_t*>(pager_->backing_map_) + from, to - from, MADV_DONTNEED);
   }
   posix_fadvise(pager_->backing_fd_, static_cast<off_t>(phys), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
 }
@@ -504,7 +575,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
         if (copied > 0) DropCache(p.phys, done, true);
         if (err == EFAULT) {
           // The backing's mapping could not be read there (I/O error, or the backing shrank):
-          // read from the failing page on with pread, which reports what really happened.
+          // assemble from the failing page on, which finds the exact byte and the reason.
           no_direct_until = cursor + p.len;
           err = 0;
         }
@@ -596,6 +667,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
       target[n] = 0;
       p->backing_is_memfd_ = strncmp(target, "/memfd:", 7) == 0;
     }
+    p->backing_on_tmpfs_ = OnTmpfs(fd.get());
   } else {
     return Status::Error(ZX_ERR_WRONG_TYPE, "backing is neither a regular file, a memfd nor a block device");
   }
@@ -612,7 +684,10 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
   if (size > 0) {
     void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, p->backing_fd_, 0);
     if (map == MAP_FAILED) {
-      p->Log(LogLevel::kWarn, Errno("mmap(backing)", errno) + ": pages will be read with pread");
+      // Every read of the backing goes through this mapping (Filler::ReadBacking says why): a
+      // backing that cannot be mapped (a FUSE file in direct I/O mode: ENODEV) is refused.
+      return Status::Error(ZX_ERR_NOT_SUPPORTED, Errno("mmap(backing)", errno) +
+                                                     ": the pager reads a backing only through a mapping of it");
     } else {
       p->backing_map_ = static_cast<const uint8_t*>(map);
       p->backing_map_len_ = size;
@@ -997,9 +1072,41 @@ void Pager::DetachLocked(uint64_t id) {
 }
 
 void Pager::DetachMapping(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_) return;
-  DetachLocked(id);
+  std::shared_ptr<Attachment> att;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    auto it = attachments_.find(id);
+    if (it == attachments_.end()) return;
+    att = it->second;
+    DetachLocked(id);
+  }
+  // Its client's mapping may still exist (its Mapper connection went, the mapping did not): a fault
+  // there would now wait on a uffd nobody reads, for ever. A pager thread fails what is queued
+  // and every page still missing in the range (the readers get SIGBUS, which the library reports
+  // as an error; a mapping of this process EPIPE), not this thread: the range may be large.
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs_.push_back(FillJob{att, nullptr});
+  }
+  uint64_t one = 1;
+  if (write(jobs_fd_, &one, sizeof one) != sizeof one) {
+    Log(LogLevel::kError, Errno("write(jobs eventfd)", errno) + ": failing detached mapping " + std::to_string(id) + " here");
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const FillJob& j) { return j.att == att && !j.claim; });
+      if (it == jobs_.end()) return;  // a thread took it after all
+      jobs_.erase(it);
+    }
+    FailDetached(*att);
+  }
+}
+
+void Pager::FailDetached(Attachment& att) {
+  FailQueued(att);
+  MarkPagerGone(att.uffd);
+  uint64_t map_budget = kStopBudget;
+  FailMissingPages(att, &map_budget, kStopBudget);
 }
 
 bool Pager::IsAttached(uint64_t id) {
@@ -1372,6 +1479,10 @@ void Pager::RunJob(Filler& filler) {
     job = std::move(jobs_.front());
     jobs_.pop_front();
   }
+  if (!job.claim) {  // a mapping detached while it may still be mapped (DetachMapping)
+    FailDetached(*job.att);
+    return;
+  }
   PagedFile& f = *job.att->file;
   if (!job.att->detached) filler.Fill(*job.att, f, job.claim->start, job.claim->end, kJobChunk, kJobChunk, false);
   ReleaseClaim(f, job.claim, filler);
@@ -1391,9 +1502,11 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       Log(LogLevel::kWarn, "uffd of mapping " + std::to_string(att->id) +
                                (resets > kMaxNonblockResets ? " had O_NONBLOCK cleared by its client too often" : " reports an error or hang-up") +
                                ": failing its queued faults and detaching it");
-      FailQueued(*att);
-      std::lock_guard<std::mutex> lock(mu_);
-      DetachLocked(att->id);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        DetachLocked(att->id);
+      }
+      FailDetached(*att);
       return;
     }
     if (resets == 1) {
@@ -1407,8 +1520,11 @@ void Pager::ServeUffd(const std::shared_ptr<Attachment>& att, uint32_t events, F
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;
       Log(LogLevel::kError, Errno("read(uffd)", errno) + ": detaching mapping " + std::to_string(att->id));
-      std::lock_guard<std::mutex> lock(mu_);
-      DetachLocked(att->id);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        DetachLocked(att->id);
+      }
+      FailDetached(*att);
       return;
     }
     size_t count = static_cast<size_t>(n) / sizeof(struct uffd_msg);
@@ -1520,6 +1636,10 @@ void Pager::FailQueuedJobs() {
     jobs.swap(jobs_);
   }
   for (auto& job : jobs) {
+    if (!job.claim) {  // a detached mapping not failed yet
+      FailDetached(*job.att);
+      continue;
+    }
     // Out of its file's list first, under fill_mu, so that no thread still serving a fault can
     // join it as a waiter afterwards: a waiter holds its attachment, which holds the file, which
     // holds the claim, and the memfd, pager mapping and uffds would never be freed.

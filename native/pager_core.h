@@ -136,7 +136,8 @@ struct Attachment;
 struct Claim;
 class Filler;
 
-// Read-ahead queued for any pager thread: fill the claim's range of the attachment's file.
+// Read-ahead queued for any pager thread: fill the claim's range of the attachment's file. A job
+// without a claim fails a detached mapping instead (Pager::DetachMapping).
 struct FillJob {
   std::shared_ptr<Attachment> att;
   std::shared_ptr<Claim> claim;
@@ -163,7 +164,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // [address, address+length) is the client's mapping of the file from `offset` on.
   Status AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t length, uint64_t offset,
                        uint64_t* id_out);
-  // Unknown ids (already detached, or detached because the file was forgotten) are ignored.
+  // Unknown ids (already detached, or detached because the file was forgotten) are ignored. The
+  // client's mapping may outlive its attachment: a pager thread then fails the faults queued on
+  // its uffd and every page of the range still missing (FailDetached), so that no later access
+  // waits for ever. Returns at once.
   void DetachMapping(uint64_t id);
   // False once the attachment is gone (detached, its file forgotten, or the pager stopped).
   bool IsAttached(uint64_t id);
@@ -202,6 +206,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Fails the faults waiting on queued read-ahead jobs and drops the jobs (at Stop, and by each
   // thread as it leaves: Stop does not wait for a thread that may still queue one).
   void FailQueuedJobs();
+  // A mapping no longer served whose client may still touch it: FailQueued, then every page of
+  // its range missing from the file is failed (FailMissingPages); a mapping of this process is
+  // told that its pager is gone (EPIPE).
+  void FailDetached(Attachment& att);
   // count: false when re-serving a fault that was already counted (a waiter on a failed claim).
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
   // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
@@ -250,6 +258,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Set once at creation.
   int backing_fd_ = -1;
   bool backing_is_memfd_ = false;
+  // A regular file on tmpfs: its page cache is its storage, so DONTNEED can drop nothing (as for a
+  // memfd), and unmapping the pager's view of it after each copy would only cost a new population.
+  bool backing_on_tmpfs_ = false;
   bool backing_is_blockdev_ = false;
   uint64_t block_size_ = 0;
   const uint8_t* backing_map_ = nullptr;  // read-only mapping of the backing, for one-copy supply

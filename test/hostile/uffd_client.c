@@ -18,6 +18,8 @@
 //   mremap:ADDRESS    moves the whole mapping to ADDRESS ("moved")
 //   dontneed          madvise(MADV_DONTNEED) over the whole mapping ("dropped")
 //   munmap            unmaps the whole mapping ("unmapped"; touch nothing after it)
+//   detach            closes the Mapper connection, the mapping kept ("detached"): the server
+//                     detaches the mapping while it still exists
 //   sleep:MS          ("slept")
 // then exits 0. Built by the tests (test/support/c_helper.ts), not part of the product.
 #define _GNU_SOURCE
@@ -204,6 +206,9 @@ int main(int argc, char** argv) {
     } else if (strcmp(argv[a], "dontneed") == 0) {
       if (madvise(map, length, MADV_DONTNEED) != 0) die("madvise");
       printf("dropped\n");
+    } else if (strcmp(argv[a], "detach") == 0) {
+      if (close(sock) != 0) die("close");
+      printf("detached\n");
     } else if (strcmp(argv[a], "munmap") == 0) {
       if (munmap(map, length) != 0) die("munmap");
       printf("unmapped\n");

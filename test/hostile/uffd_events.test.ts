@@ -224,6 +224,19 @@ test('UFFD_FEATURE_EVENT_REMAP: a mapping moved by mremap is served at its new a
   await expectBaseline(fds, threads, 'mremap');
 });
 
+test('a mapping detached while it still exists (its Mapper connection closed): a later fault on a missing page fails (SIGBUS), never waits; present pages stay readable', async () => {
+  const fds = server.fdCount();
+  const threads = threadsOf(server.pid);
+  // Page 0 is read while attached; then the connection goes (the server detaches the mapping) and
+  // page 700, never read, is touched: nobody reads the uffd any more, so before the pager failed a
+  // detached mapping's missing pages this access waited for ever (the client was killed at 20 s).
+  const run = await runClient({ features: 0, actions: ['page:0', 'detach', 'sleep:300', 'page:700', 'page:0'], timeoutMs: 15000 });
+  const lines = await run.done;
+  expectReplyOk(lines);
+  expect(lines.slice(1)).toEqual([`page 0 ${pageHex(0, 0)}`, 'detached', 'slept', 'page 700 sigbus', `page 0 ${pageHex(0, 0)}`]);
+  await expectBaseline(fds, threads, 'a detached mapping');
+});
+
 test('UFFD_FEATURE_EVENT_REMOVE and EVENT_UNMAP: pages dropped with MADV_DONTNEED are served again, munmap is harmless', async () => {
   const fds = server.fdCount();
   const threads = threadsOf(server.pid);

@@ -3,7 +3,8 @@
 // pagers or wake watchers up to its shares (then killed), the server's own endpoints fed back as
 // wake watchers, watchers whose peers hang up, pagers whose replies are never read. Every round a
 // well-behaved root client reads a file right; at the end the server's fds, threads, inotify
-// instances and address space are back to their baseline. Run with `npm run test:soak`.
+// instances and address space are back to their baseline. Run with `npm run soak -- --minutes N`
+// (scripts/soak.js) or, with the other soaks, `npm run test:soak`.
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -15,7 +16,7 @@ import { Channel } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
 import { ZX } from '../../src/zx_status';
 import { RawPeer, request } from '../hostile/raw_peer';
-import { DIST_HOSTILE, ServerProcess, buildImage, countersOf, expectCountersBack, removeImage, sleep, wellBehavedRead } from '../hostile/support';
+import { DIST_HOSTILE, ServerProcess, buildImage, countersOf, expectCountersBack, removeImage, sleep, statusKb, wellBehavedRead } from '../hostile/support';
 
 async function hostile(args: Record<string, unknown>): Promise<{ child: ChildProcess; line: string }> {
   const child = spawn(process.execPath, [path.join(DIST_HOSTILE, 'budget_child.js'), JSON.stringify(args)], {
@@ -46,7 +47,12 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
   });
   fs.chmodSync(server.svcDir, 0o755);
   for (const name of [runner.ManagerDiscoverableName, mapperLib.MapperDiscoverableName]) fs.chmodSync(path.join(server.svcDir, name), 0o666);
+  // Warm: the first well-behaved client starts libuv's and V8's own threads, which stay.
+  await wellBehavedRead(server.svcDir, img);
   const base = countersOf(server.pid);
+  const rssStartKb = statusKb(server.pid, 'VmRSS');
+  let rssPeakKb = rssStartKb;
+  const started = Date.now();
   const modes = ['mapped', 'pagers', 'watchers'];
   const deadline = Date.now() + seconds * 1000;
   let rounds = 0;
@@ -99,11 +105,20 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
       unread.close();
       m2.close();
       rounds++;
+      rssPeakKb = Math.max(rssPeakKb, statusKb(server.pid, 'VmRSS'));
       expect(server.alive).toBe(true);
     }
     await expectCountersBack(server.pid, base, `${rounds} hostile rounds`, 15_000);
+    const end = countersOf(server.pid);
+    const summary = {
+      seconds: Math.round((Date.now() - started) / 1000),
+      rounds,
+      start: { ...base, rssKb: rssStartKb },
+      end: { ...end, rssKb: statusKb(server.pid, 'VmRSS') },
+      rssPeakKb,
+    };
     // eslint-disable-next-line no-console
-    console.log(`soak hostile (${seconds} s): ${rounds} rounds; server counters ${JSON.stringify(base)} -> ${JSON.stringify(countersOf(server.pid))}`);
+    console.log(`soak hostile: ${JSON.stringify(summary)}`);
   } finally {
     await server.stop();
     removeImage(img);
