@@ -1259,7 +1259,9 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo, uint64_t page
   // first page, then last to first), and the pager must not fall back to a page per fault then.
   const bool backward = !forward && seen && fo < att.last_fault && fo + att.window >= att.low;
   if (forward || backward) {
-    att.window = std::min(kMaxWindow, std::max(kFixedWindow, att.window * 2));
+    // A huge file's window grows to 16 of its pages (32 MiB): the reader faults only when it
+    // runs off the end of a window, and each such fault waits for one 2 MiB copy.
+    att.window = std::min(std::max(kMaxWindow, 16 * page), std::max(kFixedWindow, att.window * 2));
   } else {
     att.window = kRandomWindow;
   }
