@@ -1,8 +1,8 @@
 // A focused first-read probe for A/B work on the huge-page path (the full bench takes many
 // minutes): one image, one bench server per --huge-pages mode, N first reads by the bench's C
 // reader, and N whole-process `starnix-pager cat` runs, alternated.
-//   node dist/bench/huge_probe.js [--size-mib N] [--reps N] [--drop-cache] [--modes always,never] [--no-cat]
-// Prints one line per run (GB/s, the server's CPU ms) and the medians. Needs root for huge pages
+//   node dist/bench/huge_probe.js [--size-mib N] [--reps N] [--modes always,never] [--no-cat] [--random N]
+// Prints one line per run (GB/s, or with --random N the p50 in us; the server's CPU ms) and the medians. Needs root for huge pages
 // (it grows vm.nr_hugepages by what it needs and takes that back at the end).
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -22,6 +22,9 @@ async function main(): Promise<void> {
   const reps = Number(opt('--reps', '5'));
   const modes = opt('--modes', 'always').split(',') as ('always' | 'never')[];
   const withCat = !args.includes('--no-cat');
+  // --random N: instead of the first reads, N random 4 KiB first touches per rep, 256 KiB apart
+  // (the bench's random phase), p50 of each rep in us.
+  const random = Number(opt('--random', '0'));
   const size = sizeMiB << 20;
   const work = fs.mkdtempSync(path.join('/dev/shm', 'huge-probe-'));
   const pool = growPool(Math.ceil(sizeMiB / 2) + 8);
@@ -36,7 +39,7 @@ async function main(): Promise<void> {
       rows[k] ??= { gbps: [], cpu: [] };
       rows[k].gbps.push(gbps);
       rows[k].cpu.push(cpu);
-      console.log(`${k}: ${gbps.toFixed(2)} GB/s, server CPU ${cpu.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(2)})`);
+      console.log(`${k}: ${gbps.toFixed(2)}, server CPU ${cpu.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(2)})`);
     };
     for (const m of modes) servers.push(await ServerProcess.start(path.join(work, `svc-${m}`), 'adaptive', [], undefined, m));
     for (let rep = 0; rep < reps; rep++) {
@@ -46,17 +49,27 @@ async function main(): Promise<void> {
         const session = PagerClientSession.open(server.svcDir, img.image);
         try {
           const file = await session.registerBig(img);
+          if (random > 0) {
+            const r = await reader.randPager(session, file, random, 256 * 1024, rep + 1);
+            file.close();
+            keep(`random-p50us-${m}`, median(r.latencyUs), NaN);
+            continue;
+          }
           reader.touch(sizeMiB + 256);
           const cpu0 = server.cpuMs();
           const r = await reader.seqPager(session, file);
           const cpu = server.cpuMs() - cpu0;
-          file.close();
           keep(`pager-${m}`, r.bytes / r.seconds / 1e9, cpu);
+          // The same reader once more over the same file, every page now in: the reader's own
+          // bound (its mapping's faults on present pages and its memcpy), no paging left.
+          const again = await reader.seqPager(session, file);
+          keep(`again-${m}`, again.bytes / again.seconds / 1e9, NaN);
+          file.close();
         } finally {
           session.close();
         }
         await server.waitForgotten();
-        if (withCat) {
+        if (withCat && random === 0) {
           reader.touch(sizeMiB + 256);
           const t0 = process.hrtime.bigint();
           const res = spawnSync(process.execPath, [cli, 'cat', '--huge-pages', m, img.image, img.bigPath], {
@@ -69,7 +82,7 @@ async function main(): Promise<void> {
       }
     }
     for (const [k, v] of Object.entries(rows)) {
-      console.log(`MEDIAN ${k}: ${median(v.gbps).toFixed(2)} GB/s (${v.gbps.map((g) => g.toFixed(2)).join(', ')}), server CPU ${median(v.cpu).toFixed(0)} ms`);
+      console.log(`MEDIAN ${k}: ${median(v.gbps).toFixed(2)} (${v.gbps.map((g) => g.toFixed(2)).join(', ')}), server CPU ${median(v.cpu).toFixed(0)} ms`);
     }
   } finally {
     for (const s of servers) s.stop();

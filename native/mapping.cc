@@ -8,8 +8,12 @@
 //   writeTo(fd, offset, length) -> Promise<bytes written> ; close()
 //
 // The mapping is MAP_PRIVATE and read-only: UFFDIO_REGISTER refuses a shared mapping of a
-// read-only description (no VM_MAYWRITE, EPERM). The pager puts pages into the memfd's page
-// cache and wakes us; the retried fault maps those shared pages (see pager_core.h).
+// read-only description (no VM_MAYWRITE, EPERM). It is registered MISSING | MINOR: every page not
+// in this mapping's own page tables faults to the pager, also one already in the memfd's page
+// cache, which may be a page of zeros another holder put there by touching it through a mapping
+// without a uffd (issue 12). The pager fills the page cache (or writes the right bytes over such a
+// page) and maps the page here with UFFDIO_CONTINUE, which wakes us (see pager_core.h). The kernel
+// never maps a page of the file here by itself (MINOR registration also turns off fault-around).
 //
 // A poisoned page (the pager could not read it, or the pager is gone) raises SIGBUS. Reads copy
 // under a per-thread sigsetjmp guard limited to the copied range and report an error instead;
@@ -22,7 +26,13 @@
 //
 // Order matters when tearing down: the range is unmapped before the uffd is closed. A missing
 // page touched after the last uffd reference is gone would be filled with zeros by the kernel,
-// in the page cache every process shares.
+// in the page cache every process shares (harmless to MINOR-registered readers, whose pager
+// writes the right bytes over it, but not to others).
+//
+// When the pager is gone (its socket hangs up, or it stopped in this process: MarkPagerGone), a
+// thread answers every fault of the mapping with UFFDIO_POISON, one page per fault (Watcher): a
+// read gets EPIPE, never a wait or zeros, and the cost is bounded by the faults taken, not by the
+// mapping's size (pre-poisoning a sparse 2^46-byte mapping would be terabytes of page tables).
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -177,43 +187,19 @@ struct MappingState {
   uint8_t* addr = nullptr;
   uint64_t length = 0;
   int uffd = -1;
-  int file_fd = -1;  // a dup of the caller's fd: to find the pages still missing (SEEK_HOLE)
+  int file_fd = -1;  // a dup of the caller's fd
   uint64_t page = 0;  // the file's page size: 4 KiB, or 2 MiB on hugetlbfs
   bool huge = false;
   std::atomic<bool> pager_gone{false};
   std::unique_ptr<Watcher> watcher;  // set once, on the JS thread, by watchPager
+  std::unique_ptr<Watcher> failer;   // set once, under RegistryMutex, by MarkPagerGone
 
   ~MappingState();
-
-  // Poisons every page of the mapping that is not in the file's page cache and wakes its
-  // waiters: with the pager gone, nobody else would ever answer those faults. (A 4 KiB file: a
-  // huge one has no SEEK_HOLE, see Watcher::FailFaultsFromNowOn.) False when some page could not
-  // be poisoned or the holes could not be found: a reader may still wait there.
-  bool PoisonMissing() {
-    bool ok = true;
-    uint64_t pos = 0;
-    while (pos < length) {
-      off_t hole = lseek(file_fd, static_cast<off_t>(pos), SEEK_HOLE);
-      if (hole < 0) return false;
-      if (static_cast<uint64_t>(hole) >= length) break;
-      uint64_t start = static_cast<uint64_t>(hole) / page * page;
-      off_t data = lseek(file_fd, static_cast<off_t>(start), SEEK_DATA);
-      if (data >= 0 && static_cast<uint64_t>(data) == start) {
-        // The hole is the end of file inside the last page, which is present: keep it readable.
-        pos = start + page;
-        continue;
-      }
-      uint64_t end = (data < 0 || static_cast<uint64_t>(data) > length) ? length : static_cast<uint64_t>(data);
-      if (end <= start) end = start + page;
-      if (!PoisonOrGone(uffd, reinterpret_cast<uint64_t>(addr) + start, end - start, page)) ok = false;
-      pos = end;
-    }
-    return ok;
-  }
 };
 
-// Watches the socket to the pager; on hang-up fails the missing pages. Owned by its state, which
-// stops it (joins the thread) before the range goes away.
+// Watches the socket to the pager (sock >= 0); on hang-up, or at once when sock is -1 (the pager
+// stopped in this process), answers every fault from then on with poison. Owned by its state,
+// which stops it (joins the thread) before the range goes away.
 struct Watcher {
   MappingState* state = nullptr;
   int sock = -1;
@@ -235,6 +221,10 @@ struct Watcher {
   static void* Main(void* arg) {
     Watcher* w = static_cast<Watcher*>(arg);
     pthread_setname_np(pthread_self(), "pager-watch");
+    if (w->sock < 0) {
+      w->FailFaultsFromNowOn();
+      return nullptr;
+    }
     struct pollfd fds[2] = {{w->sock, POLLRDHUP, 0}, {w->wake, POLLIN, 0}};
     for (;;) {
       int n = poll(fds, 2, -1);
@@ -245,20 +235,18 @@ struct Watcher {
       if (fds[1].revents) return nullptr;
       if (fds[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
         w->state->pager_gone = true;
-        // A page that could not be poisoned up front is failed when it faults (its waiter is
-        // woken to fault again), as for a huge file.
-        if (w->state->huge || !w->state->PoisonMissing()) w->FailFaultsFromNowOn();
+        w->FailFaultsFromNowOn();
         return nullptr;
       }
     }
     return nullptr;
   }
 
-  // The pager is gone and the file is on huge pages, where nothing tells a missing page from a
-  // present one but a fault (hugetlbfs reports every offset as data; mincore sees only this
-  // mapping's own page table). So this thread answers the faults itself from now on: a fault is
-  // only raised for a page the file lacks, and each is poisoned (the reader gets EPIPE). Faults the
-  // pager had read but not answered are woken first, so that they fault again and come here.
+  // The pager is gone: this thread answers the mapping's faults itself from now on. The mapping is
+  // registered MISSING | MINOR, so a fault is raised for every page not mapped here yet, and each
+  // is poisoned (the reader gets EPIPE): a page in the page cache may be one the pager never filled
+  // (another holder's zeros), and only the pager knew which. Faults the pager had read but not
+  // answered are woken first, so that they fault again and come here.
   void FailFaultsFromNowOn() {
     MappingState* s = state;
     uffd::Wake(s->uffd, reinterpret_cast<uint64_t>(s->addr), s->length);
@@ -303,6 +291,7 @@ MappingState::~MappingState() {
     Registry().erase(this);
   }
   watcher.reset();                            // joins the watcher thread, which uses the range
+  failer.reset();
   if (addr != nullptr) munmap(addr, length);  // first: see the note at the top
   if (uffd >= 0) close(uffd);
   if (file_fd >= 0) close(file_fd);
@@ -539,9 +528,11 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       Registry().insert(state.get());
     }
     uint64_t features = 0;
-    int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON, &features);
+    // MINOR faults (see the top of this file): shmem (Linux 5.14+) or hugetlbfs (5.13+).
+    const uint64_t minor = state->huge ? UFFD_FEATURE_MINOR_HUGETLBFS : UFFD_FEATURE_MINOR_SHMEM;
+    int err = uffd::Api(state->uffd, UFFD_FEATURE_POISON | minor, &features);
     if (err != 0) {
-      ThrowCode(env, "ENOTSUP", ErrnoText("UFFDIO_API with UFFD_FEATURE_POISON (Linux 6.6+)", err));
+      ThrowCode(env, "ENOTSUP", ErrnoText("UFFDIO_API with UFFD_FEATURE_POISON and MINOR faults (Linux 6.6+)", err));
       return;
     }
     void* addr = mmap(nullptr, state->length, PROT_READ, MAP_PRIVATE | (state->huge ? MAP_NORESERVE : 0), file_fd, 0);
@@ -556,9 +547,9 @@ class MappingObject : public Napi::ObjectWrap<MappingObject> {
       ThrowCode(env, "EINVAL", ErrnoText("madvise(MADV_DONTFORK)", errno));
       return;
     }
-    err = uffd::RegisterMissing(state->uffd, reinterpret_cast<uint64_t>(addr), state->length);
+    err = uffd::RegisterMissingMinor(state->uffd, reinterpret_cast<uint64_t>(addr), state->length);
     if (err != 0) {
-      ThrowCode(env, "EPERM", ErrnoText("UFFDIO_REGISTER", err));
+      ThrowCode(env, "EPERM", ErrnoText("UFFDIO_REGISTER (MISSING | MINOR)", err));
       return;
     }
     state_ = state;
@@ -750,7 +741,17 @@ void MarkPagerGone(int uffd_fd) {
   const pid_t self = getpid();
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (MappingState* state : Registry()) {
-    if (state->uffd >= 0 && syscall(SYS_kcmp, self, self, KCMP_FILE, state->uffd, uffd_fd) == 0) state->pager_gone = true;
+    if (state->uffd < 0 || syscall(SYS_kcmp, self, self, KCMP_FILE, state->uffd, uffd_fd) != 0) continue;
+    state->pager_gone = true;
+    if (state->failer || state->addr == nullptr) continue;
+    // Nobody serves this mapping's faults any more: a thread of its own fails each from now on
+    // (its ~MappingState, which erases it from the registry under this lock first, joins it).
+    auto w = std::make_unique<Watcher>();
+    w->state = state;
+    w->wake = eventfd(0, EFD_CLOEXEC);
+    if (w->wake < 0 || pthread_create(&w->thread, nullptr, &Watcher::Main, w.get()) != 0) continue;
+    w->started = true;
+    state->failer = std::move(w);
   }
 }
 

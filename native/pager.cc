@@ -307,6 +307,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     o.Set("attachments", Napi::Number::New(env, static_cast<double>(s.attachments)));
     o.Set("hugeFiles", Napi::Number::New(env, static_cast<double>(s.huge_files)));
     o.Set("hugeFallbacks", Napi::Number::New(env, static_cast<double>(s.huge_fallbacks)));
+    o.Set("foreignPages", Napi::Number::New(env, static_cast<double>(s.foreign_pages)));
     return o;
   }
 

@@ -23,6 +23,7 @@
 
 #include "mapping_registry.h"
 #include "close_watch.h"
+#include "filled_set.h"
 #include "uffd.h"
 
 namespace starnix {
@@ -64,7 +65,11 @@ constexpr uint32_t kMaxNonblockResets = 1000;
 // client threads touching one page at once each bring one), and how many pages are tracked.
 constexpr uint32_t kMaxPresentRefaults = 16;
 constexpr size_t kPresentFaultsTracked = 256;
-constexpr size_t kMemfdNameMax = 249;             // NAME_MAX - strlen("memfd:")
+constexpr size_t kMemfdNameMax = 249;
+// Bytes of attached ranges that Stop maps (filled) for their readers, and that it poisons (not
+// filled), each over all attachments: every page costs a page table entry in the reader, and time
+// on the JS thread.
+constexpr uint64_t kStopBudget = uint64_t{4} << 30;             // NAME_MAX - strlen("memfd:")
 
 uint64_t RoundDown(uint64_t v, uint64_t a) { return v - v % a; }
 uint64_t RoundUp(uint64_t v, uint64_t a) { return RoundDown(v + a - 1, a); }
@@ -114,6 +119,29 @@ uint64_t PreadFull(int fd, uint8_t* buf, uint64_t len, uint64_t offset, int* err
   return got;
 }
 
+// Whether fd's file lives on a tmpfs mount. Not fstatfs: that asks the file system, and a FUSE
+// daemon that stops answering would freeze the caller (the JavaScript thread); the mount's type
+// comes from /proc/self/mountinfo, found by the mount id statx gives without asking anyone.
+bool OnTmpfs(int fd) {
+  struct statx st;
+  if (uffd::StatNoSync(fd, STATX_MNT_ID, &st) != 0 || (st.stx_mask & STATX_MNT_ID) == 0) return false;
+  FILE* info = fopen("/proc/self/mountinfo", "re");
+  if (info == nullptr) return false;
+  bool tmpfs = false;
+  char* line = nullptr;
+  size_t cap = 0;
+  const std::string id = std::to_string(st.stx_mnt_id) + " ";
+  while (getline(&line, &cap, info) > 0) {
+    if (strncmp(line, id.c_str(), id.size()) != 0) continue;
+    const char* sep = strstr(line, " - ");  // then: fstype source options
+    tmpfs = sep != nullptr && strncmp(sep + 3, "tmpfs ", 6) == 0;
+    break;
+  }
+  free(line);
+  fclose(info);
+  return tmpfs;
+}
+
 }  // namespace
 
 // One registered inode.
@@ -134,6 +162,9 @@ struct PagedFile {
   uint8_t* fill_map = nullptr;
   uint8_t* fill = nullptr;   // == fill_map once registered; never touched directly
   int wd = -1;               // inotify watch
+  // The pages the pager filled with the right bytes: the only ones it lets readers map (a page in
+  // the page cache may be a holder's page of zeros; see filled_set.h).
+  FilledSet filled;
   // Ranges being filled or queued to be (see Claim); a fault in one waits for it.
   std::mutex fill_mu;
   std::vector<std::shared_ptr<Claim>> claims;
@@ -169,6 +200,9 @@ struct Attachment {
   // offset or file). Counted per page (under ra_mu); past a limit every fault of it fails.
   std::unordered_map<uint64_t, uint32_t> present_faults;
   std::atomic<bool> inconsistent{false};
+  // UFFDIO_CONTINUE failed with EINVAL on its range: it is woken instead (the reader's retried fault
+  // then maps whatever the page cache holds; only a MINOR-registered reader is guaranteed right bytes).
+  std::atomic<bool> no_continue{false};
   std::mutex ra_mu;
   uint64_t last_fault = UINT64_MAX;
   uint64_t expected = UINT64_MAX;  // where the last window ended: a forward reader faults next near it
@@ -216,9 +250,19 @@ class Filler {
     uint64_t phys;  // kDirect: offset in the backing
   };
   Piece Classify(const PagedFile& f, uint64_t cursor, uint64_t limit, uint64_t no_direct_until) const;
-  // UFFDIO_COPY / UFFDIO_ZEROPAGE into the pager's mapping, skipping pages already present.
+  // UFFDIO_COPY / UFFDIO_ZEROPAGE into the pager's mapping. A page already in the page cache that
+  // the pager did not fill (a holder's page of zeros, root's fallocate) gets the right bytes written
+  // over it through the pager's mapping (ReplaceForeign); one it filled is kept.
+  // backing_phys: src is the backing's mapping at that offset (UINT64_MAX: src is ordinary memory).
   // Returns 0 or an errno; *done is how far it got (the failing page is at *done).
-  int Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, uint64_t* done, uint64_t* copied);
+  int Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, uint64_t* done, uint64_t* copied,
+           uint64_t backing_phys = UINT64_MAX);
+  // Writes the right bytes of page fo over a page the pager did not fill. The page is in the page
+  // cache (UFFDIO_COPY said EEXIST), and the seals forbid removing it (no hole punch, no shrink;
+  // hugetlb pages are never swapped), so the write never faults to the pager's own uffd. The
+  // source is read with ReadBacking when it is the backing (a memcpy from its mapping could raise
+  // SIGBUS). 0 or an errno.
+  int ReplaceForeign(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t backing_phys);
   int Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done);
   // Builds [cursor, cursor+len) in the transfer buffer. Returns how many leading bytes are
   // good; *err and *err_at tell where the backing failed.
@@ -282,8 +326,25 @@ Filler::Piece Filler::Classify(const PagedFile& f, uint64_t cursor, uint64_t lim
   return Piece{Kind::kAssemble, limit - cursor, 0};
 }
 
+int Filler::ReplaceForeign(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t backing_phys) {
+  if (f.filled.Contains(fo)) return 0;  // filled by the pager: right already
+  if (backing_phys != UINT64_MAX) {
+    int err = 0;
+    ReadBacking(buf_, page_, backing_phys, &err);
+    if (err != 0) return err;
+    src = buf_;
+  }
+  if (src == nullptr) {
+    memset(f.fill + fo, 0, page_);
+  } else {
+    memcpy(f.fill + fo, src, page_);
+  }
+  pager_->foreign_pages_++;
+  return 0;
+}
+
 int Filler::Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, uint64_t* done,
-                 uint64_t* copied) {
+                 uint64_t* copied, uint64_t backing_phys) {
   uint64_t pos = 0;
   int again = 0;
   *copied = 0;
@@ -306,7 +367,14 @@ int Filler::Copy(PagedFile& f, uint64_t fo, const uint8_t* src, uint64_t len, ui
     }
     if (c.copy < 0) err = static_cast<int>(-c.copy);
     if (err == EEXIST) {
-      pos += page_;  // another thread supplied this page: keep it, go on
+      // In the page cache already: the pager's (keep it) or a holder's zeros (write over them).
+      int replace_err = ReplaceForeign(f, fo + pos, src + pos, backing_phys == UINT64_MAX ? UINT64_MAX : backing_phys + pos);
+      if (replace_err != 0) {
+        *done = pos;
+        return replace_err;
+      }
+      *copied += page_;
+      pos += page_;
     } else if (err == EAGAIN && ++again < 1000) {
       continue;
     } else {
@@ -351,6 +419,7 @@ int Filler::Zero(PagedFile& f, uint64_t fo, uint64_t len, uint64_t* done) {
     }
     if (z.zeropage < 0) err = static_cast<int>(-z.zeropage);
     if (err == EEXIST) {
+      ReplaceForeign(f, fo + pos, nullptr, UINT64_MAX);  // a hole: zeros (memset, never fails)
       pos += page_;
     } else if (err == EAGAIN && ++again < 1000) {
       continue;
@@ -431,16 +500,34 @@ uint64_t Filler::ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err
   return got + PreadFull(pager_->backing_fd_, dst + got, len - got, phys + got, err);
 }
 
-void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) {
+
+void Filler::WakeClient(Attachment& att, uint64_t from, uint64_t to) { pager_->MapForClient(att, from, to); }
+
+bool Pager::MapForClient(Attachment& att, uint64_t from, uint64_t to) {
   from = std::max(from, att.offset);
   to = std::min(to, att.FileEnd());
-  if (from >= to) return;
-  int err = uffd::Wake(att.uffd, att.address + (from - att.offset), to - from);
-  if (err != 0) pager_->Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+  if (from >= to) return false;
+  const uint64_t address = att.address + (from - att.offset);
+  if (!att.no_continue) {
+    int err = uffd::Continue(att.uffd, address, to - from, att.file->page);
+    if (err == 0) return true;
+    if (err != EINVAL) {
+      // ENOENT/ESRCH: the range or its address space is gone. EFAULT: the client's mapping is not
+      // of this file at the declared offset; its faults come back and RefaultedTooOften ends them.
+      Log(LogLevel::kDebug, Errno("UFFDIO_CONTINUE", err));
+    } else {
+      att.no_continue = true;
+      Log(LogLevel::kInfo, "mapping " + std::to_string(att.id) + " refuses UFFDIO_CONTINUE: it is woken instead, " +
+                               "and a page of zeros another holder put into the page cache could reach it");
+    }
+  }
+  int err = uffd::Wake(att.uffd, address, to - from);
+  if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+  return false;
 }
 
 void Filler::DropCache(uint64_t phys, uint64_t len, bool mapped) {
-  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_) return;
+  if (!pager_->options_.drop_cache || pager_->backing_is_memfd_ || pager_->backing_on_tmpfs_) return;
   if (mapped) {
     // The copy faulted the backing's pages into the pager's mapping; mapped pages cannot be
     // dropped from the page cache, so unmap them first.
@@ -482,7 +569,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
         break;
       case Kind::kDirect:
         PopulateSource(p.phys, p.len);
-        err = Copy(f, cursor, pager_->backing_map_ + p.phys, p.len, &done, &copied);
+        err = Copy(f, cursor, pager_->backing_map_ + p.phys, p.len, &done, &copied, p.phys);
         pager_->bytes_supplied_ += copied;
         traced.ev.bytes_copied += copied;
         if (copied > 0) DropCache(p.phys, done, true);
@@ -511,6 +598,7 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
         }
         if (err == 0 && read_err != 0) {
           // The good pages before the bad one are in; the page holding the error is not.
+          f.filled.Add(cursor, cursor + done);
           if (done > 0) WakeClient(att, cursor, cursor + done);
           failure = read_err;
           failed_at = RoundDown(err_at, page_);
@@ -521,6 +609,8 @@ void Filler::Fill(Attachment& att, PagedFile& f, uint64_t fault_fo, uint64_t end
         break;
       }
     }
+    // Recorded before any reader is given them (WakeClient maps them into att's mapping).
+    f.filled.Add(cursor, cursor + done);
     if (done > 0) WakeClient(att, cursor, cursor + done);
     if (err != 0) {
       failure = err;
@@ -577,6 +667,7 @@ Status Pager::Create(int backing_fd, uint64_t block_size, const Options& options
       target[n] = 0;
       p->backing_is_memfd_ = strncmp(target, "/memfd:", 7) == 0;
     }
+    p->backing_on_tmpfs_ = OnTmpfs(fd.get());
   } else {
     return Status::Error(ZX_ERR_WRONG_TYPE, "backing is neither a regular file, a memfd nor a block device");
   }
@@ -930,40 +1021,44 @@ bool Pager::FailPages(int uffd, uint64_t start, uint64_t len, const std::string&
   return false;
 }
 
-void Pager::FailMissingPages(const Attachment& att) {
+void Pager::FailMissingPages(const Attachment& att, uint64_t* map_budget, uint64_t poison_budget) {
   PagedFile& f = *att.file;
-  if (f.memfd < 0) return;
-  const uint64_t page = uffd::PageSize();
   const uint64_t end = std::min(att.FileEnd(), f.mapped_size);
-  uint64_t pos = att.offset;
-  if (f.huge) {
-    // hugetlbfs has no SEEK_HOLE: ask the pager's own mapping (mincore), a huge page at a time.
-    for (; pos < end; pos += f.page) {
-      if (PagePresent(f, pos)) continue;
-      if (!FailPages(att.uffd, att.address + (pos - att.offset), f.page, "a missing huge page of " + f.name + " at stop", f.page)) {
-        failures_++;
-      }
+  bool cut = false;
+  // The filled runs are mapped for the reader (it keeps reading what the pager put in), then the
+  // gaps between them poisoned (a reader gets EPIPE, never a wait or zeros). Either costs the
+  // reader a page table entry per page, so a stop does a bounded amount of each: a sparse
+  // 2^46-byte mapping must not become terabytes of page tables. Past the budgets, the client
+  // library answers the faults itself (MarkPagerGone in this process; its watcher when the pager's
+  // socket hangs up).
+  f.filled.Walk(att.offset, end, [&](uint64_t s, uint64_t e, bool filled) {
+    if (!filled) return true;
+    uint64_t len = std::min(e - s, *map_budget);
+    *map_budget -= len;
+    if (len > 0) {
+      int err = uffd::Continue(att.uffd, att.address + (s - att.offset), len, f.page);
+      if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_CONTINUE", err) + " mapping the filled pages of " + f.name + " at stop");
     }
-    return;
-  }
-  while (pos < end) {
-    // Missing pages are the holes of the memfd; a hole that starts inside a present page is the
-    // end of file of the last page, which stays readable.
-    off_t hole = lseek(f.memfd, static_cast<off_t>(pos), SEEK_HOLE);
-    if (hole < 0) {
-      Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno) + " (file " + f.name + "): its readers may wait");
-      return;
-    }
-    uint64_t start = RoundUp(static_cast<uint64_t>(hole), page);
-    if (start >= end) return;
-    off_t data = lseek(f.memfd, static_cast<off_t>(start), SEEK_DATA);
-    uint64_t stop = data < 0 ? end : std::min(end, RoundDown(static_cast<uint64_t>(data), page));
-    if (stop <= start) stop = start + page;
-    if (!FailPages(att.uffd, att.address + (start - att.offset), stop - start, "the missing pages of " + f.name + " at stop")) {
+    cut = cut || len < e - s;
+    return len == e - s;
+  });
+  f.filled.Walk(att.offset, end, [&](uint64_t s, uint64_t e, bool filled) {
+    if (filled) return true;
+    uint64_t len = RoundDown(std::min(e - s, poison_budget), f.page);
+    poison_budget -= len;
+    if (len > 0 && !FailPages(att.uffd, att.address + (s - att.offset), len, "the missing pages of " + f.name + " at stop", f.page)) {
       failures_++;
     }
-    pos = stop;
+    cut = cut || len < e - s;
+    return len == e - s;
+  });
+  if (cut) {
+    Log(LogLevel::kDebug, "mapping " + std::to_string(att.id) + " of " + f.name +
+                              ": beyond the stop budget, its faults are left to the client library");
   }
+  // Faults read but never answered (a thread still inside a backing read) fault again, to whoever
+  // answers them now.
+  uffd::Wake(att.uffd, att.address, att.length);
 }
 
 void Pager::DetachLocked(uint64_t id) {
@@ -1010,7 +1105,8 @@ void Pager::DetachMapping(uint64_t id) {
 void Pager::FailDetached(Attachment& att) {
   FailQueued(att);
   MarkPagerGone(att.uffd);
-  FailMissingPages(att);
+  uint64_t map_budget = kStopBudget;
+  FailMissingPages(att, &map_budget, kStopBudget);
 }
 
 bool Pager::IsAttached(uint64_t id) {
@@ -1031,6 +1127,7 @@ Stats Pager::GetStats() {
   s.bytes_zeroed = bytes_zeroed_;
   s.failures = failures_;
   s.huge_fallbacks = huge_fallbacks_;
+  s.foreign_pages = foreign_pages_;
   return s;
 }
 
@@ -1162,7 +1259,9 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo, uint64_t page
   // first page, then last to first), and the pager must not fall back to a page per fault then.
   const bool backward = !forward && seen && fo < att.last_fault && fo + att.window >= att.low;
   if (forward || backward) {
-    att.window = std::min(kMaxWindow, std::max(kFixedWindow, att.window * 2));
+    // A huge file's window grows to 16 of its pages (32 MiB): the reader faults only when it
+    // runs off the end of a window, and each such fault waits for one 2 MiB copy.
+    att.window = std::min(std::max(kMaxWindow, 16 * page), std::max(kFixedWindow, att.window * 2));
   } else {
     att.window = kRandomWindow;
   }
@@ -1179,49 +1278,6 @@ Pager::Window Pager::ReadaheadWindow(Attachment& att, uint64_t fo, uint64_t page
   att.low = w.start;
   att.expected = w.end;
   return w;
-}
-
-bool Pager::PagePresent(PagedFile& f, uint64_t fo) {
-  if (f.huge) {
-    if (f.fill == nullptr) return false;  // nothing was ever filled
-    unsigned char in = 0;
-    if (mincore(f.fill_map + fo, uffd::PageSize(), &in) != 0) {
-      Log(LogLevel::kError, Errno("mincore(pager mapping)", errno));
-      return false;
-    }
-    return (in & 1) != 0;
-  }
-  off_t hole = lseek(f.memfd, static_cast<off_t>(fo), SEEK_HOLE);
-  if (hole < 0) Log(LogLevel::kError, Errno("lseek(SEEK_HOLE)", errno));
-  return hole >= 0 && static_cast<uint64_t>(hole) > fo;
-}
-
-uint64_t Pager::FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to) {
-  if (to <= from) return to;
-  if (f.huge) {
-    if (f.fill == nullptr) return to;
-    for (uint64_t at = from; at < to; at += f.page) {
-      if (PagePresent(f, at)) return at;
-    }
-    return to;
-  }
-  off_t data = lseek(f.memfd, static_cast<off_t>(from), SEEK_DATA);
-  if (data < 0 || static_cast<uint64_t>(data) >= to) return to;
-  return RoundDown(static_cast<uint64_t>(data), f.page);
-}
-
-uint64_t Pager::LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to) {
-  const uint64_t page = uffd::PageSize();
-  if (f.fill_map == nullptr || to <= from) return from;
-  std::vector<unsigned char> in((to - from) / page);
-  if (mincore(f.fill_map + from, to - from, in.data()) != 0) {
-    Log(LogLevel::kDebug, Errno("mincore(pager mapping)", errno));
-    return to;  // unknown: fill no pages below the fault
-  }
-  for (size_t i = in.size(); i > 0; i--) {
-    if (in[i - 1] & 1) return from + i * page;
-  }
-  return from;
 }
 
 void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count) {
@@ -1274,8 +1330,9 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
         return;
       }
     }
-    // Already in the page cache (another mapping's fault, or read-ahead): just wake.
-    present = PagePresent(f, fo);
+    // Filled by the pager already (another mapping's fault, or read-ahead): map it for this reader.
+    // Being in the page cache is not enough (a holder's zero page is there too): see filled_set.h.
+    present = f.filled.Contains(fo);
     std::string map_error;
     if (!present && f.fill == nullptr) map_error = MapForFillLocked(f);
     if (!map_error.empty()) {
@@ -1291,8 +1348,8 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       uint64_t end = std::min({w.end, att->FileEnd(), f.mapped_size});
       uint64_t start = std::max(w.start, att->offset);
       // Stop the window where pages are already present, or where another claim begins.
-      if (end > fo + page) end = std::max(fo + page, FirstPresentFrom(f, fo, end));
-      if (start < fo) start = LastPresentBelow(f, start, fo);
+      if (end > fo + page) end = std::max(fo + page, f.filled.FirstFrom(fo, end));
+      if (start < fo) start = f.filled.LastEndBelow(start, fo);
       for (auto& c : f.claims) {
         if (c->start > fo && c->start < end) end = c->start;
         if (c->end <= fo && c->end > start) start = c->end;
@@ -1315,7 +1372,8 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
       }
     }
   }
-  if (present && RefaultedTooOften(*att, fault_page)) {
+  bool refault = false;
+  if (present && RefaultedTooOften(*att, fault_page, &refault)) {
     failures_++;
     Log(LogLevel::kError, "mapping " + std::to_string(att->id) + " of " + f.name + " faults again and again on pages " +
                               "that are present: it does not map the file at the offset it declared; failing its faults");
@@ -1323,8 +1381,24 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
     return;
   }
   if (present) {
-    int err = uffd::Wake(att->uffd, fault_page, page);
-    if (err != 0) Log(LogLevel::kDebug, Errno("UFFDIO_WAKE", err));
+    // A fresh fault maps the filled run around it as far as its read-ahead window reaches (a second
+    // reader of a filled file takes one fault per window, not one per page); a waiter of a claim
+    // (count false) only its page, without touching the stream's state.
+    // A page that faulted while filled before (its CONTINUE did not map it: a mapping not at its
+    // declared offset) is answered alone, and does not move the stream's window either.
+    uint64_t from = fo, to = fo + page;
+    if (count && !refault) {
+      Window w = ReadaheadWindow(*att, fo, page);
+      auto run = f.filled.RunAround(fo, std::max(w.start, att->offset), std::min({w.end, att->FileEnd(), f.mapped_size}));
+      from = std::min(run.first, fo);
+      to = std::max(run.second, fo + page);
+    }
+    if (MapForClient(*att, from, to)) {
+      // Mapped: if the page comes back it was unmapped since (reclaim, MADV_DONTNEED), not a
+      // mapping at the wrong offset, whose CONTINUE fails (EFAULT) and whose count goes on.
+      std::lock_guard<std::mutex> lock(att->ra_mu);
+      att->present_faults.erase(fault_page);
+    }
     return;
   }
   if (!queued.empty()) {
@@ -1367,10 +1441,12 @@ void Pager::ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address,
   }
 }
 
-bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page) {
+bool Pager::RefaultedTooOften(Attachment& att, uint64_t fault_page, bool* refault) {
   std::lock_guard<std::mutex> lock(att.ra_mu);
   if (att.present_faults.size() >= kPresentFaultsTracked && att.present_faults.count(fault_page) == 0) att.present_faults.clear();
-  if (++att.present_faults[fault_page] <= kMaxPresentRefaults) return false;
+  uint32_t n = ++att.present_faults[fault_page];
+  *refault = n > 1;
+  if (n <= kMaxPresentRefaults) return false;
   att.inconsistent = true;
   return true;
 }
@@ -1538,13 +1614,15 @@ void Pager::Stop() {
   // memfd's inode).
   for (auto& entry : files) closewatch::Unwatch(entry.second->wd);
   // Faults still queued will never be served: fail them rather than leave readers waiting.
+  uint64_t map_budget = kStopBudget;
+  const uint64_t poison_share = kStopBudget / std::max<size_t>(1, attachments.size());
   for (auto& entry : attachments) {
     FailQueued(*entry.second);
     if (epoll_fd_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, entry.second->uffd, nullptr);
     // A mapping of this process on that uffd reports EPIPE from now on, as a watched one does
     // when its pager's socket hangs up; then nothing is left for a later fault to wait on.
     MarkPagerGone(entry.second->uffd);
-    FailMissingPages(*entry.second);
+    FailMissingPages(*entry.second, &map_budget, poison_share);
   }
   // The uffds close, and the memfds close and unmap, as soon as no thread still uses them (a
   // thread filling a file holds its attachment and file). The pager's own fds close in ~Pager.

@@ -11,8 +11,25 @@
 // F_SEAL_FUTURE_WRITE (measured on 6.18). So clients get read-only descriptions and map them
 // MAP_PRIVATE (read-only, registered with their uffd); the pager keeps one read-write shared
 // mapping of each memfd, registered with its own uffd, and fills it with UFFDIO_COPY (a page
-// appears whole or not at all). A woken client finds the page in the page cache and maps it:
-// every process shares the same pages, pread() sees them, and no client can write them.
+// appears whole or not at all), then maps it into the client's mapping with UFFDIO_CONTINUE on the
+// client's uffd (which wakes the fault): every process shares the same pages, pread() sees them,
+// and no client can write them.
+//
+// Why clients register MISSING | MINOR, and why the pager keeps its own record of what it filled
+// (issue 12, "no holder can make another reader see zeros"): any holder of a handle can map it
+// without a uffd (or MADV_POPULATE_READ it) and touch a page the pager has not filled; shmem and
+// hugetlbfs then put a page of zeros into the shared page cache (root can also fallocate them).
+// With MISSING alone, a reader's fault on such a page is a minor fault the kernel resolves by
+// itself: zeros. With MINOR too, every page not in the reader's own page tables faults to the
+// pager, in the page cache or not (and the kernel's fault-around is off for the mapping). The pager
+// trusts only PagedFile::filled (filled_set.h: byte ranges it filled, memory proportional to the
+// runs filled, not to the declared size), never SEEK_DATA or mincore: a page in the cache that it
+// did not fill (UFFDIO_COPY says EEXIST) gets the right bytes written over it through the pager's
+// own shared mapping (the page exists and the seals forbid removing it, so that write never faults
+// to the pager's uffd), then is recorded, then mapped with CONTINUE. CONTINUE works on MISSING-only
+// registrations too (measured on 6.18, bench/probes/minor_fault.c), but only a MINOR-registered
+// reader (the client library's) is guaranteed never to see a holder's zeros: for another one the
+// kernel maps whatever is in the cache. A client that refuses CONTINUE (EINVAL) is woken instead.
 // Seals: F_SEAL_FUTURE_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, added just after the
 // pager makes its own writable mapping (at registration; a write seal forbids new writable
 // mappings, not existing ones, and the mapping's uffd registration still works, measured), so no
@@ -41,8 +58,8 @@
 // registration with NO_RESOURCES); a file that got huge pages can never hit SIGBUS for lack of
 // them. Filling works in whole 2 MiB pages with UFFDIO_COPY (hugetlb has no UFFDIO_ZEROPAGE: holes
 // and the tail past the size are copied from zeros), a failed page is poisoned 2 MiB at a time
-// (UFFDIO_POISON works on hugetlb, measured on 6.18), and what is present is asked of mincore on
-// the pager's own mapping (hugetlbfs has no SEEK_HOLE/SEEK_DATA: it reports all data). Clients map
+// (UFFDIO_POISON works on hugetlb, measured on 6.18), and what is filled is the pager's own record,
+// as for 4 KiB files. Clients map
 // it MAP_PRIVATE | MAP_NORESERVE (native/mapping.cc): read faults map the shared huge pages, and a
 // client reserves nothing. The huge pages go back to the pool when the file is forgotten.
 #pragma once
@@ -109,6 +126,7 @@ struct Stats {
   uint64_t attachments = 0;
   uint64_t huge_files = 0;      // files registered now that have 2 MiB huge pages
   uint64_t huge_fallbacks = 0;  // registrations that wanted huge pages and got 4 KiB ones (pool short)
+  uint64_t foreign_pages = 0;   // pages found in the page cache unfilled (a holder's zeros), written over
 };
 
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
@@ -161,9 +179,13 @@ class Pager : public std::enable_shared_from_this<Pager> {
   trace::Ring* TraceRing(size_t index) { return index < trace_rings_.size() ? trace_rings_[index].get() : nullptr; }
   bool OwnsFile(dev_t dev, ino_t ino);
   // Tells the threads to end without waiting for them (each holds the pager; the last one to leave
-  // frees it and its fds), fails the faults still queued and every page still missing in an
-  // attached range (no reader may wait for a pager that is gone), lets go of every file and
-  // mapping. Returns in bounded time whatever clients and backings do. Idempotent.
+  // frees it and its fds), fails the faults still queued, maps the filled pages of each attached
+  // range for its reader and poisons the rest, both within a budget (4 GiB of range each, over all
+  // attachments: a sparse 2^46-byte mapping must not cost terabytes of page tables), and leaves
+  // the faults past it to the client library (which poisons each as it comes once it knows its
+  // pager is gone: MarkPagerGone here, its watched socket's hang-up elsewhere). No library reader
+  // waits for a pager that is gone. Lets go of every file and mapping. Returns in bounded time
+  // whatever clients and backings do. Idempotent.
   void Stop();
 
  private:
@@ -192,7 +214,8 @@ class Pager : public std::enable_shared_from_this<Pager> {
   void ServeFault(const std::shared_ptr<Attachment>& att, uint64_t address, Filler& filler, bool count = true);
   // Counts a fault on a page already present; true (and the attachment marked inconsistent) once
   // one page has come back more often than a correct mapping can make it.
-  bool RefaultedTooOften(Attachment& att, uint64_t fault_page);
+  // *refault: the page faulted while present before.
+  bool RefaultedTooOften(Attachment& att, uint64_t fault_page, bool* refault);
   // Maps the file read-write and registers it with fill_uffd_ (at its first fault, not at
   // registration). Needs the file's fill_mu. Returns "" or what failed.
   std::string MapForFillLocked(PagedFile& file);
@@ -208,15 +231,11 @@ class Pager : public std::enable_shared_from_this<Pager> {
   };
   // page: the file's page size; a huge file's windows are whole huge pages.
   Window ReadaheadWindow(Attachment& att, uint64_t file_offset, uint64_t page);
-  // Whether the page at file offset fo is in f's page cache (filled), and the first page of
-  // [from, to) that is (or to): SEEK_HOLE/SEEK_DATA on a 4 KiB memfd, mincore on the pager's
-  // mapping of a huge one (hugetlbfs reports everything as data).
-  bool PagePresent(PagedFile& f, uint64_t fo);
-  uint64_t FirstPresentFrom(PagedFile& f, uint64_t from, uint64_t to);
+  // Maps the filled pages [from, to) of att's file into att's mapping with UFFDIO_CONTINUE, which
+  // wakes their faults (UFFDIO_WAKE for a mapping that refuses CONTINUE). True when CONTINUE did.
+  bool MapForClient(Attachment& att, uint64_t from, uint64_t to);
   // Makes f's memfd a hugetlb one with the pager's reserving mapping. "" or why it could not.
   std::string MakeHugeMemfd(PagedFile& f, const std::string& memfd_name);
-  // The end of the last page in [from, to) already in f's page cache, or from if none is.
-  uint64_t LastPresentBelow(PagedFile& f, uint64_t from, uint64_t to);
   // Forgets the file if no handle or mapping of it remains. Needs mu_.
   // True when the file was forgotten (no handle or mapping holds it any more).
   // Takes the file by value: it erases the file's node from files_, so a reference into files_
@@ -228,9 +247,10 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // `what`. False when some page could not be failed (a reader there may still be waiting).
   // page: the mapping's page size (0: the base page; a huge file's is 2 MiB).
   bool FailPages(int uffd, uint64_t start, uint64_t len, const std::string& what, uint64_t page = 0);
-  // After the threads stopped: fails every page of att's range that is missing from its file,
-  // which nobody will ever fill now.
-  void FailMissingPages(const Attachment& att);
+  // At stop: maps the filled pages of att's range for its reader, up to *map_budget bytes (taken
+  // from it), and poisons up to poison_budget bytes of the others, which nobody will ever fill now;
+  // then wakes the whole range (the client library fails what is left as it faults).
+  void FailMissingPages(const Attachment& att, uint64_t* map_budget, uint64_t poison_budget);
   void Log(LogLevel level, const std::string& message);
   Status ValidateExtents(uint64_t size, const std::vector<Extent>& extents, uint64_t backing_size);
   uint64_t BackingSize();
@@ -238,6 +258,9 @@ class Pager : public std::enable_shared_from_this<Pager> {
   // Set once at creation.
   int backing_fd_ = -1;
   bool backing_is_memfd_ = false;
+  // A regular file on tmpfs: its page cache is its storage, so DONTNEED can drop nothing (as for a
+  // memfd), and unmapping the pager's view of it after each copy would only cost a new population.
+  bool backing_on_tmpfs_ = false;
   bool backing_is_blockdev_ = false;
   uint64_t block_size_ = 0;
   const uint8_t* backing_map_ = nullptr;  // read-only mapping of the backing, for one-copy supply
@@ -273,7 +296,7 @@ class Pager : public std::enable_shared_from_this<Pager> {
   std::mutex jobs_mu_;
   std::deque<FillJob> jobs_;
 
-  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0}, huge_fallbacks_{0};
+  std::atomic<uint64_t> faults_{0}, bytes_supplied_{0}, bytes_zeroed_{0}, failures_{0}, huge_fallbacks_{0}, foreign_pages_{0};
 };
 
 }  // namespace pager

@@ -38,6 +38,12 @@ struct uffdio_poison {
 #define USERFAULTFD_IOC 0xAA
 #define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
 #endif
+#ifndef UFFD_FEATURE_MINOR_SHMEM
+#define UFFD_FEATURE_MINOR_SHMEM (1 << 10)
+#endif
+#ifndef UFFD_PAGEFAULT_FLAG_MINOR
+#define UFFD_PAGEFAULT_FLAG_MINOR (1 << 2)
+#endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif
@@ -111,6 +117,51 @@ inline int RegisterMissing(int fd, uint64_t start, uint64_t len) {
   reg.range.len = len;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
   if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return errno;
+  return 0;
+}
+
+// Registers [start, start+len) for MISSING and MINOR faults: a reader's access faults to its uffd
+// for every page not in its own page tables, in the page cache or not (the uffd must have asked for
+// UFFD_FEATURE_MINOR_SHMEM or UFFD_FEATURE_MINOR_HUGETLBFS). Returns 0 or an errno.
+inline int RegisterMissingMinor(int fd, uint64_t start, uint64_t len) {
+  struct uffdio_register reg = {};
+  reg.range.start = start;
+  reg.range.len = len;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR;
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return errno;
+  return 0;
+}
+
+// UFFDIO_CONTINUE over [start, start+len): maps the pages the file's page cache holds there into
+// the uffd's (another process's) mapping, and wakes the faults waiting in the range. Pages already
+// mapped are stepped over (EEXIST), and the range is then woken with UFFDIO_WAKE (CONTINUE wakes
+// only when it succeeds). Works on MINOR and MISSING registrations of shmem and hugetlbfs (measured
+// on 6.18, bench/probes/minor_fault.c). page: the mapping's page size. Returns 0 or an errno.
+// After 64 such pages it stops (and wakes): the pages it did not reach fault again and come back.
+inline int Continue(int fd, uint64_t start, uint64_t len, uint64_t page = PageSize()) {
+  uint64_t pos = start, end = start + len;
+  int attempts = 0, stepped = 0;
+  while (pos < end) {
+    struct uffdio_continue c = {};
+    c.range.start = pos;
+    c.range.len = end - pos;
+    c.mode = 0;
+    if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0) break;
+    int err = errno;
+    if (c.mapped > 0) pos += static_cast<uint64_t>(c.mapped);
+    if (err == EEXIST) {
+      pos += page;  // mapped already (another fault of this reader, or an earlier CONTINUE)
+      if (++stepped >= 64) break;
+    } else if (err == EAGAIN && ++attempts < 1000) {
+      continue;
+    } else if (c.mapped <= 0) {
+      return err;
+    }
+  }
+  if (stepped > 0) {
+    struct uffdio_range range = {start, len};
+    if (ioctl(fd, UFFDIO_WAKE, &range) != 0) return errno;
+  }
   return 0;
 }
 

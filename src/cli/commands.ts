@@ -103,7 +103,7 @@ export async function cmdServe(
   process.stderr.write(`starnix-pager: serving in ${flags.svcDir} (pid ${process.pid}); SIGINT or SIGTERM to stop\n`);
   const report = setInterval(() => {
     const s = service.stats();
-    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures, hugeFiles: s.hugeFiles, hugeFallbacks: s.hugeFallbacks });
+    logger.info('counters', { connections: s.connections, pagers: s.pagers, files: s.files, faults: s.faults, bytesSupplied: String(s.bytesSupplied), bytesZeroed: String(s.bytesZeroed), failures: s.failures, hugeFiles: s.hugeFiles, hugeFallbacks: s.hugeFallbacks, foreignPages: s.foreignPages });
   }, 10_000);
   report.unref();
   await new Promise<void>((resolve) => {

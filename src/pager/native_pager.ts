@@ -109,6 +109,10 @@ export interface PagerStats {
   hugeFiles: number;
   /** Registrations that wanted huge pages and got 4 KiB ones (the pool was short). */
   hugeFallbacks: number;
+  /** Pages found in the page cache without the pager having filled them (a holder mapped its
+   *  handle without a uffd and touched them, or root fallocated them): written over with the right
+   *  bytes before any reader got them. */
+  foreignPages: number;
 }
 
 type ForgottenCallback = (inode: number, name: string) => void;

@@ -84,6 +84,8 @@ export interface ServiceStats {
   hugeFiles: number;
   /** Registrations that wanted huge pages and got 4 KiB pages (the pool was short). */
   hugeFallbacks: number;
+  /** Pages a holder put into the page cache unfilled (zeros), written over before any reader got them. */
+  foreignPages: number;
 }
 
 export class PagerService {
@@ -215,7 +217,7 @@ export class PagerService {
   }
 
   stats(): ServiceStats {
-    const s: ServiceStats = { connections: this.connections.size, pagers: 0, files: 0, faults: 0, bytesSupplied: 0n, bytesZeroed: 0n, failures: 0, hugeFiles: 0, hugeFallbacks: 0 };
+    const s: ServiceStats = { connections: this.connections.size, pagers: 0, files: 0, faults: 0, bytesSupplied: 0n, bytesZeroed: 0n, failures: 0, hugeFiles: 0, hugeFallbacks: 0, foreignPages: 0 };
     for (const p of this.pagers) {
       if (!p.active) {
         this.pagers.delete(p);
@@ -230,6 +232,7 @@ export class PagerService {
       s.failures += n.failures;
       s.hugeFiles += n.hugeFiles;
       s.hugeFallbacks += n.hugeFallbacks;
+      s.foreignPages += n.foreignPages;
     }
     return s;
   }

@@ -11,6 +11,7 @@ import * as path from 'path';
 import { FileMapping } from '../../src/client/mapping';
 import { NativePager, PagerError } from '../../src/pager/native_pager';
 import { growPool, HugePool, meminfoHuge } from '../support/hugetlb_pool';
+import { holder } from '../support/zero_page_holder';
 import { openFile, memfdPager, ext, waitFor, socketPair } from './helpers';
 
 const HUGE = 2 << 20;
@@ -223,6 +224,49 @@ describeHuge(suiteName, () => {
       expect(Object.values(attempts).filter((v) => v === 'SUCCEEDED')).toEqual([]);
       expect(f.mapping.read(0, 2 * HUGE).equals(data)).toBe(true);
       f.close();
+    } finally {
+      pager.stop();
+      fs.closeSync(backing);
+    }
+  });
+
+  // Issue 12 on huge pages (the 4 KiB half, against a server process: test/hostile/zero_pages.test.ts;
+  // here because this suite measures the pool, which no other suite may use meanwhile).
+  test('a holder as uid 65534 touching or populating huge pages without a uffd, or root fallocating them, never makes a reader read zeros', () => {
+    const size = 5 * HUGE + 1000;
+    const { backing, pager } = memfdPager(6 * HUGE, 4096, { hugePages: 'always' });
+    const data = pattern(6 * HUGE, 12);
+    fs.writeSync(backing, data, 0, data.length, 0);
+    const expected = data.subarray(0, size);
+    try {
+      const cases: [string, (fd: number, reader: ReturnType<typeof openFile>) => void][] = [
+        ['touch', (fd) => expect(holder('touch', fd, size, HUGE, 0, false)).toEqual({ uid: 65534, pages: 6, sum: 0 })],
+        ['populate', (fd, reader) => {
+          expect(reader.mapping.read(0, 4096).equals(expected.subarray(0, 4096))).toBe(true);
+          expect(holder('populate', fd, size, HUGE, 3 * HUGE, false)).toMatchObject({ uid: 65534, sum: 0 });
+        }],
+        ['fallocate', (fd, reader) => {
+          expect(reader.mapping.read(0, 4096).equals(expected.subarray(0, 4096))).toBe(true);
+          expect(holder('fallocate', fd, size, HUGE, HUGE, true)).toMatchObject({ uid: 0 });
+        }],
+      ];
+      cases.forEach(([what, act], i) => {
+        const extents = [ext(0, Math.ceil(size / 4096), 0)];
+        const reader = openFile(pager, `zero-${what}`, 10 + i, size, extents);
+        const held = pager.registerFile(`zero-${what}`, 10 + i, BigInt(size), extents);
+        try {
+          act(held.fd, reader);
+          expect([what, reader.mapping.read(0, size).equals(expected)]).toEqual([what, true]);
+          const second = FileMapping.open(held.fd, BigInt(size));
+          pager.attachMapping(held.fd, second.uffdForPager(), second.address, second.length, 0n);
+          expect([what, second.read(0, size).equals(expected)]).toEqual([what, true]);
+          second.close();
+        } finally {
+          reader.close();
+          fs.closeSync(held.fd);
+        }
+      });
+      expect(pager.stats().foreignPages).toBeGreaterThan(0);
     } finally {
       pager.stop();
       fs.closeSync(backing);
