@@ -104,7 +104,8 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
                         InstanceMethod("ownsFile", &PagerObject::OwnsFile),
                         InstanceMethod("drainTrace", &PagerObject::DrainTrace),
                         InstanceMethod("residentBytes", &PagerObject::ResidentBytes),
-                        InstanceMethod("stop", &PagerObject::Stop)});
+                        InstanceMethod("stop", &PagerObject::Stop),
+                        InstanceMethod("freed", &PagerObject::Freed)});
   }
 
   explicit PagerObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PagerObject>(info) {
@@ -194,6 +195,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
   void Shutdown() {
     if (pager_) {
       pager_->Stop();
+      stopped_ = pager_;
       pager_.reset();
     }
     if (sink_) sink_->Close();
@@ -346,6 +348,12 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
     return Napi::BigInt::New(info.Env(), pager_ ? pager_->ResidentBytes() : 0);
   }
 
+  // After stop(): true once the native pager is gone, i.e. its last thread has left (a thread may
+  // still be inside a read of a backing that does not answer, and holds the pager's fds until then).
+  Napi::Value Freed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !pager_ && stopped_.expired());
+  }
+
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (pager_) {
       pager_->Stop();
@@ -374,6 +382,7 @@ class PagerObject : public Napi::ObjectWrap<PagerObject> {
   };
 
   std::shared_ptr<pager::Pager> pager_;
+  std::weak_ptr<pager::Pager> stopped_;  // the pager after stop(), until its last thread leaves
   std::shared_ptr<EventSink> sink_;
   pager::Stats last_stats_;
   std::vector<TracedThread> traced_;  // drained from the rings, not yet taken by JS

@@ -232,6 +232,28 @@ export class NativePager {
     livePagers.delete(this);
     this.inner.stop();
   }
+
+  /** After stop(): true once the native pager is gone (its last thread left, its fds closed). A
+   *  thread inside a read of a backing that never answers keeps it until the read ends. */
+  get freed(): boolean {
+    return this.stopped && (this.inner.freed() as boolean);
+  }
+
+  /** Calls done once the stopped pager is freed: soon after stop() (its threads wake and leave),
+   *  or, with a thread stuck in a read of its backing, when that read ends. Looks again with a
+   *  backoff from 5 ms to 1 s; the timer does not keep the process alive. */
+  whenFreed(done: () => void): void {
+    let delay = 5;
+    const look = (): void => {
+      if (this.freed) {
+        done();
+        return;
+      }
+      setTimeout(look, delay).unref();
+      delay = Math.min(delay * 2, 1000);
+    };
+    look();
+  }
 }
 
 function parseVmoReads(buf: Buffer): VmoReadRecord[] {

@@ -199,7 +199,10 @@ export class ManagerConnection implements runner.ManagerHandler {
       this.limits,
       (p) => {
         this.pagers.delete(p);
-        this.account.release(pagerCharge);
+        // Its threads and fds are the pager's until its last thread leaves, which a thread stuck in
+        // a read of a backing that never answers delays: the charge goes back then, not before
+        // (else a client could leave any number of stuck pagers behind, each over its budget).
+        nativePager.whenFreed(() => this.account.release(pagerCharge));
       },
       `${kind} block_size=${blockSize}`,
       this.account,

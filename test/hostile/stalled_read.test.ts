@@ -4,7 +4,8 @@
 // waits such a request out even on SIGKILL). While it is stuck:
 //   (a) other clients of the same server, with their own pagers, are served;
 //   (b) the stuck client leaves, so its pager stops: Pager::Stop does not wait for the thread,
-//       and the server's JavaScript thread goes on answering;
+//       and the server's JavaScript thread goes on answering; the pager's budget charge stays
+//       until the thread leaves (its thread and fds are still in use);
 //   (c) SIGTERM ends the whole server in bounded time (the CLI, with its native watchdog), and the
 //       stuck client's read then fails (EIO or EPIPE) instead of waiting for ever;
 //   (d) once the stall is released, the stuck thread leaves and the server's fds and threads are
@@ -15,6 +16,8 @@ import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { PagerClientConnection } from '../../src/client';
+import { ZX } from '../../src/zx_status';
 import { Stallfs, mountStallfs, stallfsUnavailable } from '../support/fuse';
 import {
   DIST_HOSTILE,
@@ -26,6 +29,7 @@ import {
   expectCountersBack,
   removeImage,
   sleep,
+  waitFor,
   wellBehavedRead,
 } from './support';
 
@@ -68,6 +72,42 @@ function threadsOf(pid: number): { tid: string; name: string; state: string; wch
     }
   }
   return out;
+}
+
+/** Creates n pagers at once on one connection and registers a file with each: the status of each
+ *  (0 or the epitaph's: NO_RESOURCES past the pager budget). All are closed before it returns. */
+async function pagerStatuses(svcDir: string, n: number): Promise<number[]> {
+  const conn = PagerClientConnection.connect(svcDir);
+  const f = img.files[1];
+  const pagers = Array.from({ length: n }, () => conn.createPager(fs.openSync(img.image, 'r'), img.blockSize));
+  try {
+    return await Promise.all(
+      pagers.map((p) =>
+        p.registerFile({ name: f.path, inode: f.ino, size: f.size, extents: f.extents }).then(
+          (file) => {
+            file.close();
+            return 0;
+          },
+          (e: { status?: number }) => e.status ?? -1,
+        ),
+      ),
+    );
+  } finally {
+    for (const p of pagers) p.close();
+    conn.close();
+  }
+}
+
+/** The server's counters once its thread and fd counts have stayed the same for a second. */
+async function settledCounters(pid: number): Promise<ReturnType<typeof countersOf>> {
+  let last = countersOf(pid);
+  for (let same = 0; same < 5; ) {
+    await sleep(200);
+    const now = countersOf(pid);
+    same = now.threads === last.threads && now.fds === last.fds ? same + 1 : 0;
+    last = now;
+  }
+  return last;
 }
 
 /** Waits until the server's log has a line matching re. */
@@ -180,13 +220,21 @@ maybe(
     let client: StallClient | undefined;
     try {
       ({ fsys, tmp } = await stalledSetup());
-      server = await ServerProcess.start(path.join(tmp, 'svc'), { logLevel: 'info' });
+      // Three pagers in all (root may use all of them), so that the stuck one's charge shows.
+      server = await ServerProcess.start(path.join(tmp, 'svc'), { logLevel: 'info', budget: { pagers: 3, uidShare: 1, connectionShare: 1 } });
       await wellBehavedRead(server.svcDir, img, 1); // warm: libuv's and V8's own threads exist now
-      const base = countersOf(server.pid);
+      const base = await settledCounters(server.pid); // ...and the warm-up's pager is gone
       client = await stickAThread(server, fsys);
+      // Every other pager freed (its threads gone, its charge back): only the stuck pager's threads
+      // are left (both while it runs, the stuck one once it stopped).
+      const othersFreed = (stuckPagerThreads: number): Promise<unknown> =>
+        waitFor(() => countersOf(server!.pid).threads, (n) => n <= base.threads + stuckPagerThreads, 10_000, 'the other pagers freed');
 
       // (a) Others are served meanwhile, each with its own pager over the same server.
-      for (let i = 0; i < 3; i++) await within(wellBehavedRead(server.svcDir, img, i % 2), 10_000, `well-behaved client ${i} while a pager thread is stuck`);
+      for (let i = 0; i < 3; i++) {
+        await within(wellBehavedRead(server.svcDir, img, i % 2), 10_000, `well-behaved client ${i} while a pager thread is stuck`);
+        await othersFreed(2);
+      }
 
       // (b) The stuck client leaves (SIGKILL: its own wait on the fault is killable). Its file is
       // forgotten (an idle pager thread reads the close events), so the pager stops: Pager::Stop
@@ -197,13 +245,21 @@ maybe(
       await within(wellBehavedRead(server.svcDir, img, 1), 10_000, 'a well-behaved client after the stuck pager stopped');
       expect(fsys.counters().stalling).toBeGreaterThanOrEqual(1); // still stuck: nothing above waited for it
       expect(server.alive).toBe(true);
+      // The stopped pager's thread and fds are still there, and so is its charge: of the 3 pagers
+      // of the budget, 2 are left (it was given back at stop, so a client could leave any number
+      // of stuck pagers behind).
+      await othersFreed(1);
+      await sleep(1100); // a freed pager's charge goes back at the next look (at most 1 s apart)
+      expect((await pagerStatuses(server.svcDir, 3)).sort()).toEqual([ZX.NO_RESOURCES, 0, 0].sort());
 
       // (d) Released, the stuck thread finishes its read, sees the stop and leaves; the last
       // reference to the pager goes with it, and its fds (backing, epoll, eventfds, uffds, memfd) close.
       fsys.control('release');
       fsys.control('stall-read 0');
       await expectCountersBack(server.pid, base, 'the stalled pager was closed and its read released', 10_000);
-      await within(wellBehavedRead(server.svcDir, img, 0), 10_000, 'a well-behaved client at the end');
+      await othersFreed(0);
+      await sleep(1100);
+      expect(await pagerStatuses(server.svcDir, 3)).toEqual([0, 0, 0]);
     } finally {
       await teardown(fsys, tmp, client, server);
     }

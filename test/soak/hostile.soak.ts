@@ -2,16 +2,20 @@
 // one server for HOSTILE_SOAK_SECONDS (default 180): a uid-65534 client taking mapped bytes,
 // pagers or wake watchers up to its shares (then killed), the server's own endpoints fed back as
 // wake watchers, watchers whose peers hang up, pagers whose replies are never read. Every round a
-// well-behaved root client reads a file right; at the end the server's fds, threads, inotify
-// instances and address space are back to their baseline. Run with `npm run soak -- --minutes N`
+// well-behaved root client reads a file right; a mapping whose Mapper connection closed while it
+// still exists must fail a later read rather than wait; and, where FUSE is available, a client
+// whose backing's READ stalls leaves a pager thread stuck while root is served, then goes. At the
+// end the server's fds, threads, inotify instances and address space are back to their baseline. Run with `npm run soak -- --minutes N`
 // (scripts/soak.js) or, with the other soaks, `npm run test:soak`.
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as runner from '../../src/gen/fuchsia_starnix_runner';
+import { FileMapping, PagerClientConnection } from '../../src/client';
 import * as mapperLib from '../../src/gen/starnix_pager';
 import { native } from '../../src/native';
+import { mountStallfs, stallfsUnavailable } from '../support/fuse';
 import { Channel } from '../../src/transport/channel';
 import { Handle } from '../../src/transport/handle';
 import { ZX } from '../../src/zx_status';
@@ -36,6 +40,66 @@ async function hostile(args: Record<string, unknown>): Promise<{ child: ChildPro
   return { child, line };
 }
 
+/** A mapping attached through a Mapper connection that is then closed (the mapping kept, no
+ *  watcher): the server detaches it; a read of a page never paged in must fail, not wait. */
+async function detachedMappingFails(svcDir: string, img: ReturnType<typeof buildImage>): Promise<void> {
+  const conn = PagerClientConnection.connect(svcDir);
+  const pager = conn.createPager(fs.openSync(img.image, 'r'), img.blockSize);
+  const f = img.files[0];
+  const file = await pager.registerFile({ name: f.path, inode: f.ino, size: f.size, extents: f.extents });
+  const mapping = FileMapping.open(file.handle.fd, f.size);
+  const mapper = new mapperLib.MapperClient(Channel.fromHandle(new Handle(native.connectSocket(path.join(svcDir, mapperLib.MapperDiscoverableName)) as number)));
+  try {
+    const r = await mapper.attachMapping({ vmo: file.handle.duplicate(), uffd: new Handle(mapping.uffdForPager()), address: mapping.address, length: mapping.length, offset: 0n });
+    expect(r.ok).toBe(true);
+    expect((await mapping.readAsync(0, 4096)).equals(f.data.subarray(0, 4096))).toBe(true);
+    mapper.close();
+    await sleep(200); // the server sees the hang-up and detaches
+    await expect(mapping.readAsync(40 * 4096, 4096)).rejects.toThrow();
+  } finally {
+    mapper.close();
+    mapping.close();
+    file.close();
+    pager.close();
+    conn.close();
+  }
+}
+
+/** A client whose backing is on stallfs: its pager thread is stuck in READ while root is served;
+ *  then it is killed and the stall released (a fresh mount each time: nothing cached). */
+async function stalledBackingRound(svcDir: string, img: ReturnType<typeof buildImage>): Promise<void> {
+  const fsys = await mountStallfs(img.image);
+  let child: ChildProcess | undefined;
+  try {
+    const f = img.files[0];
+    const arg = {
+      svcDir,
+      backing: fsys.filePath,
+      blockSize: img.blockSize,
+      file: { path: f.path, ino: f.ino, size: String(f.size), extents: f.extents.map((e) => ({ logicalStart: e.logicalStart, logicalEnd: e.logicalEnd, physicalBlock: String(e.physicalBlock) })) },
+    };
+    child = spawn(process.execPath, [path.join(DIST_HOSTILE, 'stall_client_child.js'), JSON.stringify(arg)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, STARNIX_PAGER_LOG: 'error' } });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const deadline = Date.now() + 15_000;
+    while (!out.includes('mapped\n')) {
+      if (out.startsWith('error') || Date.now() > deadline) throw new Error(`stall client: ${out}`);
+      await sleep(20);
+    }
+    fsys.control('stall-read 1');
+    child.stdin!.write('read\n');
+    await fsys.waitStalling(1, 10_000);
+    await wellBehavedRead(svcDir, img, 1);
+  } finally {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await fsys.unmount(); // releases every stall first
+  }
+}
+
 test('soak: hostile clients in rounds; a well-behaved client is served throughout; everything comes back', async () => {
   const seconds = Number(process.env.HOSTILE_SOAK_SECONDS ?? 180);
   const img = buildImage([200_000, 30_000], { seed: 44 });
@@ -49,6 +113,13 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
   for (const name of [runner.ManagerDiscoverableName, mapperLib.MapperDiscoverableName]) fs.chmodSync(path.join(server.svcDir, name), 0o666);
   // Warm: the first well-behaved client starts libuv's and V8's own threads, which stay.
   await wellBehavedRead(server.svcDir, img);
+  // ...and its pager goes a moment later (close events): the baseline is taken once the fd count
+  // has stayed the same for a second, so that a leak of a few fds cannot hide under the warm-up's.
+  for (let last = -1, same = 0; same < 5; await sleep(200)) {
+    const n = countersOf(server.pid).fds;
+    same = n === last ? same + 1 : 0;
+    last = n;
+  }
   const base = countersOf(server.pid);
   const rssStartKb = statusKb(server.pid, 'VmRSS');
   let rssPeakKb = rssStartKb;
@@ -56,6 +127,8 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
   const modes = ['mapped', 'pagers', 'watchers'];
   const deadline = Date.now() + seconds * 1000;
   let rounds = 0;
+  let stalledRounds = 0;
+  const fuse = stallfsUnavailable() === null;
   try {
     while (Date.now() < deadline) {
       // 1. A uid-65534 client takes what its shares allow, and holds it while root is served.
@@ -101,6 +174,13 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
         if (i % 100 === 0) await sleep(2);
       }
       await wellBehavedRead(server.svcDir, img, 1);
+      // 5. A mapping detached while it exists: a later read fails.
+      await detachedMappingFails(server.svcDir, img);
+      // 6. A backing whose READ stalls.
+      if (fuse) {
+        await stalledBackingRound(server.svcDir, img);
+        stalledRounds++;
+      }
       await sleep(2500); // the watchers' hang-ups are swept
       unread.close();
       m2.close();
@@ -113,6 +193,7 @@ test('soak: hostile clients in rounds; a well-behaved client is served throughou
     const summary = {
       seconds: Math.round((Date.now() - started) / 1000),
       rounds,
+      stalledRounds: fuse ? stalledRounds : `none: ${stallfsUnavailable()}`,
       start: { ...base, rssKb: rssStartKb },
       end: { ...end, rssKb: statusKb(server.pid, 'VmRSS') },
       rssPeakKb,
