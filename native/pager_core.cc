@@ -991,7 +991,12 @@ Status Pager::AttachMapping(int file_fd, int uffd_fd, uint64_t address, uint64_t
   att->file = file;
   attachments_[att->id] = att;
   struct epoll_event ev = {};
-  ev.events = EPOLLIN;  // EPOLLERR and EPOLLHUP are always reported
+  // Edge-triggered: a new fault wakes one pager thread. Level-triggered, the thread that took
+  // the event left the uffd readable until it read the message, so epoll woke the other idle
+  // thread too, which found nothing (strace of a random-read run: one EAGAIN read per fault):
+  // a second vCPU woken per fault on a 2-vCPU machine. ServeUffd reads until the uffd is empty
+  // (a short read), so no message is left behind an edge; EPOLLERR and EPOLLHUP are always reported.
+  ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = att->id;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, att->uffd, &ev) != 0) {
     int err = errno;
