@@ -470,7 +470,8 @@ uint64_t Filler::Assemble(const PagedFile& f, uint64_t cursor, uint64_t len, int
 // reports a page the backing cannot give as EFAULT (taken as EIO), where a memcpy would raise
 // SIGBUS. Bytes past the backing's size when the fill began (it shrank) are not read from the
 // mapping, whose last page would give zeros for them: they are an error, as pread's short read is.
-// Past the mapping (a backing that grew after the pager mapped it) pread is the only way.
+// Extents never reach past the mapping (RegisterFile checks them against it), so pread serves only
+// where process_vm_readv is not allowed (seccomp).
 uint64_t Filler::ReadBacking(uint8_t* dst, uint64_t len, uint64_t phys, int* err) {
   *err = 0;
   uint64_t got = 0;
@@ -827,7 +828,11 @@ Status Pager::ValidateExtents(uint64_t size, const std::vector<Extent>& extents,
 
 Status Pager::RegisterFile(const std::string& name, uint32_t inode, uint64_t size,
                            const std::vector<Extent>& extents, int* fd_out, bool* created) {
-  Status valid = ValidateExtents(size, extents, BackingSize());
+  // Extents must lie inside the pager's mapping of the backing, not merely inside its size now: a
+  // backing that grew since CreatePager would otherwise be read past the mapping with pread, the
+  // one read a client's FUSE daemon can make unkillable (Filler::ReadBacking). The seed's backing
+  // VMO does not grow either.
+  Status valid = ValidateExtents(size, extents, std::min(BackingSize(), backing_map_len_));
   if (!valid.ok()) return valid;
   if (size > (uint64_t{1} << 62)) return Status::Error(ZX_ERR_INVALID_ARGS, "file size too large");
   const uint64_t page = uffd::PageSize();

@@ -87,6 +87,30 @@ test.each<[string, () => Ext[]]>([
   expect(await register(65536n, extents())).toEqual(refused);
 });
 
+test('a backing that grew after CreatePager: extents in what it grew by are INVALID_ARGS (the pager reads only through its mapping of the backing)', async () => {
+  const grown = path.join(tmp, 'grown.img');
+  fs.copyFileSync(img.image, grown);
+  const [clientEnd, serverEnd] = Channel.pairHandles();
+  const m = request(CreatePager, { backingVmo: new Handle(fs.openSync(grown, 'r')), blockSize: BigInt(img.blockSize), pager: serverEnd });
+  manager.send(m.bytes, m.handles);
+  const grownPager = new RawPeer(Channel.fromHandle(clientEnd));
+  try {
+    fs.appendFileSync(grown, Buffer.alloc(16 * img.blockSize, 0x5a));
+    const r = request(RegisterFile, { name: 'in-the-growth', inodeNum: 4242, size: BigInt(img.blockSize), extents: [ext(0, 1, backingBlocks)] }, txid++);
+    grownPager.send(r.bytes, r.handles);
+    expect(decodeReply(RegisterFile, await grownPager.next())).toEqual(refused);
+    // The part it had when the pager was made is still served.
+    const ok = request(RegisterFile, { name: 'before-the-growth', inodeNum: 4243, size: BigInt(img.blockSize), extents: [ext(0, 1, backingBlocks - 1n)] }, txid++);
+    grownPager.send(ok.bytes, ok.handles);
+    const reply = decodeReply(RegisterFile, await grownPager.next());
+    expect(reply.tag).toBe('response');
+    (reply.value as { vmo: Handle }).vmo.close();
+  } finally {
+    grownPager.close();
+    fs.rmSync(grown, { force: true });
+  }
+});
+
 test('1025 extents: the request fails to decode (vector<PagerExtent>:1024), the Pager channel closes with INVALID_ARGS', async () => {
   // Our encoder refuses 1025, so encode 1024, bump the count and append a 1025th element (the
   // extents vector is the last out-of-line object of the message).
