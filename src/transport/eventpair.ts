@@ -96,7 +96,14 @@ export interface NativeFdWatcher {
 
 /** A libuv poll of an fd owned elsewhere; close it before the fd. */
 export function watchFd(fd: number, onEvent: (status: number, events: number) => void): NativeFdWatcher {
-  return new native.FdWatcher(fd, onEvent) as NativeFdWatcher;
+  const watcher = new native.FdWatcher(fd, onEvent) as NativeFdWatcher;
+  // The addon holds onEvent weakly except while the watcher is started (a strong reference from
+  // the native side would keep an owner that forgets close() alive for ever). Nothing else may
+  // hold the closure, so between a stop() and the next start() a GC could collect it, and that
+  // start() or a later stop() then threw N-API's "Invalid argument" / "Unknown failure" (seen in
+  // SuspendContainer). The watcher object itself keeps it for as long as the watcher lives.
+  Object.defineProperty(watcher, 'onEvent', { value: onEvent, enumerable: false });
+  return watcher;
 }
 
 const ECONNREFUSED = 111;
